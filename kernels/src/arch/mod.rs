@@ -1,0 +1,14 @@
+//! Hand-written x86 intrinsics behind runtime detection (see `crate::cpu`).
+//!
+//! Each function is `unsafe` with `#[target_feature]`; the safe public kernels in `ops/` and
+//! `quant/` check availability once and call in. f32 kernels and block-format kernels live in
+//! separate files so the two can evolve independently.
+
+#[cfg(target_arch = "x86_64")]
+pub mod f32_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod f32_avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod quant_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod quant_avx512;

@@ -1,0 +1,20 @@
+//! f32 ops, one file per op. Each file exposes its variants as functions with one
+//! signature over slices, plus `op_info()` and `variants()` for the registry.
+
+pub mod elementwise;
+
+use crate::registry::{OpInfo, Variant};
+
+/// Sizes for correctness tests of 1-D ops (CONVENTIONS.md 9).
+pub const TEST_LENGTHS: [usize; 20] =
+    [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 1023, 4097];
+
+/// Every f32 op, in the order tables print them.
+pub fn op_infos() -> Vec<OpInfo> {
+    elementwise::op_infos()
+}
+
+/// Every f32 (op, variant).
+pub fn variants() -> Vec<Variant> {
+    elementwise::variants()
+}

@@ -27,44 +27,57 @@ pub struct Stage {
     pub quantized_weights: Option<bool>,
 }
 
-impl Stage {
-    fn new(name: &str, parent: Option<&str>, summary: &str, overrides: &[(&str, &[&str])]) -> Self {
-        Stage {
-            name: name.into(),
-            parent: parent.map(Into::into),
-            summary: summary.into(),
-            overrides: overrides
-                .iter()
-                .map(|(op, c)| (op.to_string(), c.iter().map(|s| s.to_string()).collect()))
-                .collect(),
-            quantized_weights: None,
-        }
-    }
-}
-
-/// The built-in stages, each adding to the one before.
-pub fn builtin() -> Vec<Stage> {
-    let mut naive = Stage::new(
+/// The built-in stages (name, parent, what it adds, weights kept in blocks?), each adding to
+/// the one before. Which variants a stage picks comes from the op modules
+/// ([`crate::ops::stage_overrides`], [`crate::quant::stage_overrides`]), so a new variant is
+/// added to a stage next to its code.
+const BUILTIN: [(&str, Option<&str>, &str, Option<bool>); 5] = [
+    (
         "naive",
         None,
         "scalar loops (f64 accumulation) for every op; weights dequantized to f32 at load",
-        &[],
-    );
-    naive.quantized_weights = Some(false);
-    let matrixmultiply = Stage::new(
-        "matrixmultiply",
-        Some("naive"),
-        "linear layers through matrixmultiply::sgemm",
-        &[],
-    );
-    let simd = Stage::new(
+        Some(false),
+    ),
+    ("matrixmultiply", Some("naive"), "linear layers through matrixmultiply::sgemm", None),
+    (
         "simd",
         Some("matrixmultiply"),
         "wide and hand-written AVX2/AVX-512 kernels for linear, norms, activations, \
          elementwise, RoPE, softmax and dequantization",
-        &[("add", &["simd"])],
-    );
-    vec![naive, matrixmultiply, simd]
+        None,
+    ),
+    ("flash", Some("simd"), "flash attention: online softmax over KV tiles, no score matrix", None),
+    (
+        "quantized",
+        Some("flash"),
+        "weights stay in their GGUF blocks; matmul directly on blocks against quantized \
+         activations",
+        Some(true),
+    ),
+];
+
+/// The built-in stages, each adding to the one before.
+pub fn builtin() -> Vec<Stage> {
+    BUILTIN
+        .iter()
+        .map(|&(name, parent, summary, quantized_weights)| {
+            let mut overrides: Vec<(String, Vec<String>)> = Vec::new();
+            let from_modules = crate::ops::stage_overrides(name)
+                .into_iter()
+                .chain(crate::quant::stage_overrides(name));
+            for (op, candidates) in from_modules {
+                overrides
+                    .push((op.to_string(), candidates.iter().map(|c| c.to_string()).collect()));
+            }
+            Stage {
+                name: name.into(),
+                parent: parent.map(Into::into),
+                summary: summary.into(),
+                overrides,
+                quantized_weights,
+            }
+        })
+        .collect()
 }
 
 /// A stage resolved against the registry and this CPU.

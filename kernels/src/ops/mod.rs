@@ -18,3 +18,12 @@ pub fn op_infos() -> Vec<OpInfo> {
 pub fn variants() -> Vec<Variant> {
     elementwise::variants()
 }
+
+/// The f32 variants a built-in stage chooses: `(op, candidates in order of preference)`;
+/// the first candidate available on this CPU wins.
+pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
+    match stage {
+        "simd" => vec![("add", &["simd"])],
+        _ => Vec::new(),
+    }
+}

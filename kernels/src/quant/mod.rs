@@ -11,3 +11,8 @@ pub fn op_infos() -> Vec<OpInfo> {
 pub fn variants() -> Vec<Variant> {
     Vec::new()
 }
+
+/// The block-format variants a built-in stage chooses (see [`crate::ops::stage_overrides`]).
+pub fn stage_overrides(_stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
+    Vec::new()
+}

@@ -1,5 +1,9 @@
 //! GGUF block formats: one file per format (layout, quantize, dequantize, vec_dot).
 
+mod types;
+
+pub use types::{QuantType, ALL_TYPES};
+
 use crate::registry::{OpInfo, Variant};
 
 /// Every block-format op (dequantization per format, dot products, quantized matvec).

@@ -14,4 +14,5 @@ pub mod ops;
 pub mod quant;
 pub mod registry;
 pub mod stage;
+pub mod threads;
 pub mod tolerance;

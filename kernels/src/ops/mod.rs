@@ -1,6 +1,7 @@
 //! f32 ops, one file per op. Each file exposes its variants as functions with one
 //! signature over slices, plus `op_info()` and `variants()` for the registry.
 
+pub mod activations;
 pub mod elementwise;
 
 use crate::registry::{OpInfo, Variant};
@@ -11,12 +12,20 @@ pub const TEST_LENGTHS: [usize; 20] =
 
 /// Every f32 op, in the order tables print them.
 pub fn op_infos() -> Vec<OpInfo> {
-    elementwise::op_infos()
+    let mut ops = elementwise::op_infos();
+    ops.extend(activations::op_infos());
+    ops.extend(rms_norm::op_infos());
+    ops.extend(layer_norm::op_infos());
+    ops
 }
 
 /// Every f32 (op, variant).
 pub fn variants() -> Vec<Variant> {
-    elementwise::variants()
+    let mut v = elementwise::variants();
+    v.extend(activations::variants());
+    v.extend(rms_norm::variants());
+    v.extend(layer_norm::variants());
+    v
 }
 
 /// The f32 variants a built-in stage chooses: `(op, candidates in order of preference)`;
@@ -27,3 +36,6 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
         _ => Vec::new(),
     }
 }
+pub mod fast_math;
+pub mod layer_norm;
+pub mod rms_norm;

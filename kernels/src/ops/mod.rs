@@ -12,7 +12,8 @@ pub const TEST_LENGTHS: [usize; 20] =
 
 /// Every f32 op, in the order tables print them.
 pub fn op_infos() -> Vec<OpInfo> {
-    let mut ops = elementwise::op_infos();
+    let mut ops = linear::op_infos();
+    ops.extend(elementwise::op_infos());
     ops.extend(activations::op_infos());
     ops.extend(rms_norm::op_infos());
     ops.extend(layer_norm::op_infos());
@@ -21,7 +22,8 @@ pub fn op_infos() -> Vec<OpInfo> {
 
 /// Every f32 (op, variant).
 pub fn variants() -> Vec<Variant> {
-    let mut v = elementwise::variants();
+    let mut v = linear::variants();
+    v.extend(elementwise::variants());
     v.extend(activations::variants());
     v.extend(rms_norm::variants());
     v.extend(layer_norm::variants());
@@ -38,4 +40,5 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
 }
 pub mod fast_math;
 pub mod layer_norm;
+pub mod linear;
 pub mod rms_norm;

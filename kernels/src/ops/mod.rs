@@ -17,6 +17,8 @@ pub fn op_infos() -> Vec<OpInfo> {
     ops.extend(activations::op_infos());
     ops.extend(rms_norm::op_infos());
     ops.extend(layer_norm::op_infos());
+    ops.extend(rope::op_infos());
+    ops.extend(softmax::op_infos());
     ops
 }
 
@@ -27,6 +29,8 @@ pub fn variants() -> Vec<Variant> {
     v.extend(activations::variants());
     v.extend(rms_norm::variants());
     v.extend(layer_norm::variants());
+    v.extend(rope::variants());
+    v.extend(softmax::variants());
     v
 }
 
@@ -42,3 +46,5 @@ pub mod fast_math;
 pub mod layer_norm;
 pub mod linear;
 pub mod rms_norm;
+pub mod rope;
+pub mod softmax;

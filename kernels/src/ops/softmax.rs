@@ -36,7 +36,7 @@ fn check(x: &[f32], cols: usize, mask: SoftmaxMask<'_>) -> usize {
         "softmax: x has {} elements, not a multiple of cols = {cols}",
         x.len()
     );
-    let rows = if cols == 0 { 0 } else { x.len() / cols };
+    let rows = x.len().checked_div(cols).unwrap_or(0);
     if let SoftmaxMask::Additive(m) = mask {
         assert!(
             m.len() == cols || m.len() == rows * cols,

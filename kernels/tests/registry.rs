@@ -96,8 +96,7 @@ fn kernel_sets_follow_the_stages() {
     assert_eq!(mm.variant_of("linear"), Some("matrixmultiply"));
     assert_eq!(mm.variant_of("rms_norm"), Some("naive"));
     let simd = set("simd");
-    let fastest_linear =
-        if gllm_kernels::cpu::detected().has_avx2_fma() { "avx2" } else { "simd" };
+    let fastest_linear = if gllm_kernels::cpu::detected().has_avx2_fma() { "avx2" } else { "simd" };
     assert_eq!(simd.variant_of("linear"), Some(fastest_linear));
     assert_eq!(simd.variant_of("attention"), Some("naive"));
     for (op, v) in simd.names {

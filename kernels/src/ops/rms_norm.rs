@@ -152,7 +152,8 @@ pub fn op_infos() -> Vec<OpInfo> {
         unit: Unit::GbPerS,
         // f32 sum of squares over up to 4097 values (relative error ~ sqrt(n)·ε in practice,
         // n/32·ε worst case) halved by the square root, plus three roundings.
-        tolerance: Tolerance::AbsRel { abs: 0.0, rel: 2e-6 },
+        // The absolute floor (the smallest normal f32) covers subnormal outputs.
+        tolerance: Tolerance::AbsRel { abs: f32::MIN_POSITIVE, rel: 2e-6 },
         shapes: row_shapes,
         prepare,
         flops: |s| 4.0 * (s.get("rows") * s.get("n")) as f64,

@@ -39,8 +39,13 @@ const P5: f32 = 0.5;
 pub fn fast_exp(x: f32x8) -> f32x8 {
     let lo = f32x8::splat(FAST_EXP_MIN_X);
     let hi = f32x8::splat(FAST_EXP_MAX_X);
-    let xc = x.fast_max(lo).fast_min(hi);
-    let n = (xc * f32x8::splat(LOG2_E)).round();
+    // maxps/minps return their second operand when either is NaN: with x second, a NaN
+    // input flows through the whole computation and comes out NaN (no final select, which
+    // LLVM may turn into a microcoded masked store in in-place loops).
+    let xc = hi.fast_min(lo.fast_max(x));
+    // cvtps2dq rounds to nearest (the default MXCSR mode) in one instruction; |n| ≤ 128.
+    let ni: i32x8 = (xc * f32x8::splat(LOG2_E)).fast_round_int();
+    let n = ni.round_float();
     let r = n.mul_neg_add(f32x8::splat(LN2_HI), xc);
     let r = n.mul_neg_add(f32x8::splat(LN2_LO), r);
     let mut p = f32x8::splat(P0);
@@ -51,7 +56,6 @@ pub fn fast_exp(x: f32x8) -> f32x8 {
     p = p.mul_add(r, f32x8::splat(P5));
     let r2 = r * r;
     let e_r = p.mul_add(r2, r) + f32x8::ONE;
-    let ni: i32x8 = n.fast_round_int();
     let n1 = ni >> 1;
     let n2 = ni - n1;
     let bias = i32x8::splat(127);
@@ -59,8 +63,7 @@ pub fn fast_exp(x: f32x8) -> f32x8 {
     let s2: f32x8 = wide::bytemuck::cast((n2 + bias) << 23);
     let y = e_r * s1 * s2;
     let y = x.simd_lt(lo).select(f32x8::ZERO, y);
-    let y = x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y);
-    x.is_nan().select(x, y)
+    x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y)
 }
 
 /// [`fast_exp`] of one value (the same arithmetic in lane 0), for tails and tests.

@@ -13,6 +13,11 @@
 //!   written to the cache); query `i` sees keys `0 ..= kv_len − m + i`. Decode is `m = 1`,
 //!   prefill `m > 1` (with or without earlier tokens in the cache).
 //!
+//! **Splitting across threads** by KV head: for decode (`m = 1`) the query heads of KV head
+//! `g` are the contiguous slice `q[g·group·head_dim .. (g+1)·group·head_dim]` (same for
+//! `out`, `group = n_heads / n_kv_heads`) and its cache is `k[g·capacity·head_dim ..]` of
+//! length `capacity·head_dim`: call with `n_heads = group, n_kv_heads = 1` on those slices.
+//!
 //! Variants: `naive` (f64 scores materialized per query, softmax, then `P·V`) and `flash`
 //! (online softmax over tiles of [`FLASH_TILE`] keys, no score matrix, `f32x8` dot products
 //! and [`fast_exp`]; the query heads sharing a KV head walk each tile together).

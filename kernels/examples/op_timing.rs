@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use gllm_kernels::registry::{self, CaseSet, Unit};
 
-/// (median, fastest) seconds per call: batches sized to ~2 ms, 25 batches after a warm-up.
-/// On a shared machine the fastest batch is the better estimate of what the code can do.
+/// (median, fastest) seconds per call: batches sized to ~1 ms, 41 batches after a warm-up.
+/// On a shared machine the fastest batch (most likely to run within one scheduler time
+/// slice) is the better estimate of what the code can do.
 fn time_per_call(run: &mut dyn FnMut()) -> (f64, f64) {
     let start = Instant::now();
     let mut calls = 0u64;
@@ -19,8 +20,8 @@ fn time_per_call(run: &mut dyn FnMut()) -> (f64, f64) {
         calls += 1;
     }
     let per = start.elapsed().as_secs_f64() / calls as f64;
-    let batch = ((2e-3 / per).ceil() as u64).max(1);
-    let mut samples: Vec<f64> = (0..25)
+    let batch = ((1e-3 / per).ceil() as u64).max(1);
+    let mut samples: Vec<f64> = (0..41)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..batch {

@@ -10,8 +10,11 @@ use gllm_kernels::quant::{
 };
 use rand::Rng;
 
+/// The CPU's own conversions (F16C), when it has them.
+type Conversions = (fn(u16) -> f32, fn(f32) -> u16);
+
 #[cfg(target_arch = "x86_64")]
-fn hardware_f16c() -> Option<(fn(u16) -> f32, fn(f32) -> u16)> {
+fn hardware_f16c() -> Option<Conversions> {
     use std::arch::x86_64::*;
     if !is_x86_feature_detected!("f16c") {
         return None;
@@ -30,7 +33,7 @@ fn hardware_f16c() -> Option<(fn(u16) -> f32, fn(f32) -> u16)> {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn hardware_f16c() -> Option<(fn(u16) -> f32, fn(f32) -> u16)> {
+fn hardware_f16c() -> Option<Conversions> {
     None
 }
 

@@ -4,8 +4,9 @@
 //!
 //! `cargo run --release -p gllm-kernels --example quant_speed [-- --quick]`
 //!
-//! Every figure is the median of batches of runs through the registry (the same run
-//! functions the tests check), after a warm-up; qmatvec includes quantizing the activations.
+//! Every figure is the fastest of many batches of runs (the machine is shared; set
+//! `QUANT_SPEED_MEDIAN=1` for the median) through the registry (the same run functions the
+//! tests check), after a warm-up; qmatvec includes quantizing the activations.
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,12 @@ fn time_case(op: &str, variant: &str, shape: &Shape, budget: Duration) -> f64 {
         samples.push(t.elapsed().as_secs_f64() / per_batch as f64);
     }
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[samples.len() / 2]
+    // The machine is shared: the fastest batch is the one least disturbed by other processes.
+    if std::env::var_os("QUANT_SPEED_MEDIAN").is_some() {
+        samples[samples.len() / 2]
+    } else {
+        samples[0]
+    }
 }
 
 fn main() {

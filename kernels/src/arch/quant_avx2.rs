@@ -482,6 +482,10 @@ impl Kernel for Q6K {
     }
 }
 
+/// How far ahead (in rows) [`tile`] prefetches weights when it serves a single token
+/// (prefetching past the end of the weights is harmless: a prefetch never faults).
+const PREFETCH_ROWS: usize = 16;
+
 /// One tile: rows `r0..r0+R` × tokens `t0..t0+T`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -505,6 +509,14 @@ unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut accm = [[0.0f32; T]; R];
     for b in 0..nb {
+        // Software prefetch of the same block of the rows PREFETCH_ROWS ahead: the tile walks
+        // R rows at once, which the hardware prefetchers follow less well than one stream.
+        if T == 1 {
+            let ahead = w.wrapping_add((r0 + PREFETCH_ROWS) * row_bytes + b * wb);
+            for i in 0..R {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(i * row_bytes).cast());
+            }
+        }
         let preps: [K::Prep; R] =
             std::array::from_fn(|i| K::prep(w.add((r0 + i) * row_bytes + b * wb)));
         for t in 0..T {
@@ -659,5 +671,72 @@ pub unsafe fn vec_dot(wtype: QuantType, w: &[u8], a: &[u8]) -> f32 {
         QuantType::Q5K => dot1::<Q5K>(w, a),
         QuantType::Q6K => dot1::<Q6K>(w, a),
         other => panic!("vec_dot avx2: {other} has no quantized dot product"),
+    }
+}
+
+/// One 32-value block as bytes (signed or not), its scale and its minimum (0 if none).
+#[inline(always)]
+unsafe fn block32(t: QuantType, p: *const u8) -> (__m256i, bool, f32, f32) {
+    match t {
+        QuantType::Q4_0 => {
+            (_mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)), true, f16(p), 0.0)
+        }
+        QuantType::Q4_1 => {
+            let (d, m) = f16x2(p);
+            (nibbles(p.add(4)), false, d, m)
+        }
+        QuantType::Q5_0 => {
+            let qh = std::ptr::read_unaligned(p.add(2).cast::<u32>());
+            let high = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0u8 as i8));
+            (_mm256_or_si256(nibbles(p.add(6)), high), true, f16(p), 0.0)
+        }
+        QuantType::Q5_1 => {
+            let (d, m) = f16x2(p);
+            let qh = std::ptr::read_unaligned(p.add(4).cast::<u32>());
+            let high = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+            (_mm256_or_si256(nibbles(p.add(8)), high), false, d, m)
+        }
+        QuantType::Q8_0 => (loadu(p.add(2)), true, f16(p), 0.0),
+        QuantType::Q8_1 => (loadu(p.add(4)), true, f16(p), 0.0),
+        other => unreachable!("{other} is not a 32-value block format"),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequant32<const T: u32>(src: &[u8], dst: &mut [f32]) {
+    let t = QuantType::from_id(T).expect("a valid type id");
+    for (b, ys) in src.chunks_exact(t.block_bytes()).zip(dst.chunks_exact_mut(32)) {
+        let (q, signed, d, m) = block32(t, b.as_ptr());
+        let (dv, mv) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
+        let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)];
+        for c in 0..4 {
+            let half = halves[c / 2];
+            let bytes = if c % 2 == 0 { half } else { _mm_srli_si128(half, 8) };
+            let ints =
+                if signed { _mm256_cvtepi8_epi32(bytes) } else { _mm256_cvtepu8_epi32(bytes) };
+            // d·q then + m as two roundings (never fused): bit-identical to the specification
+            let mut v = _mm256_mul_ps(dv, _mm256_cvtepi32_ps(ints));
+            if !signed {
+                v = _mm256_add_ps(v, mv);
+            }
+            _mm256_storeu_ps(ys.as_mut_ptr().add(8 * c), v);
+        }
+    }
+}
+
+/// Dequantizes whole blocks of the 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `dst.len()` must be 32 × the number of blocks in
+/// `src` (the caller checks).
+pub unsafe fn dequantize_32(t: QuantType, src: &[u8], dst: &mut [f32]) {
+    match t {
+        QuantType::Q4_0 => dequant32::<2>(src, dst),
+        QuantType::Q4_1 => dequant32::<3>(src, dst),
+        QuantType::Q5_0 => dequant32::<6>(src, dst),
+        QuantType::Q5_1 => dequant32::<7>(src, dst),
+        QuantType::Q8_0 => dequant32::<8>(src, dst),
+        QuantType::Q8_1 => dequant32::<9>(src, dst),
+        other => panic!("dequantize avx2: {other} is not a 32-value block format"),
     }
 }

@@ -9,8 +9,6 @@
 //! ```
 //! Weights (the SmolLM2 embedding) and activations for Q4_0, Q5_0 and Q8_0 weights.
 
-use wide::f32x8;
-
 use super::block::{
     self, assert_dequant_len, assert_dot_len, assert_quant_len, f16_field, round_half_away, Block,
 };
@@ -47,11 +45,7 @@ pub fn dequantize_naive(blocks: &[BlockQ8_0], y: &mut [f32]) {
 pub fn dequantize_simd(blocks: &[BlockQ8_0], y: &mut [f32]) {
     assert_dequant_len(QuantType::Q8_0, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(32)) {
-        let d = f32x8::splat(f16_field(b.d));
-        let q = b.qs.map(|q| q as f32);
-        for (yv, qv) in ys.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
-            yv.copy_from_slice((d * f32x8::from(qv)).as_array());
-        }
+        block::scale_i8(ys, &b.qs, f16_field(b.d));
     }
 }
 

@@ -351,15 +351,14 @@ unsafe fn scale_k4(scales: __m256i, j: usize) -> __m256i {
     _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((lo + 1) << 8) | lo))
 }
 
-/// Σ_j m_j · (bsums[2j] + bsums[2j+1]) for the 8 Q4_K/Q5_K mins.
+/// `m_j · (bsums[2j] + bsums[2j+1])` for the 8 Q4_K/Q5_K mins, summed pairwise into 4 i32
+/// lanes (zero-extended to 8) so the caller folds them into its f32x8 accumulator without a
+/// horizontal sum.
 #[inline(always)]
-unsafe fn min_sum_k4(mins: __m128i, a: *const u8) -> i32 {
+unsafe fn min_sums_k4(mins: __m128i, a: *const u8) -> __m256 {
     let bs = loadu(a.add(A_BSUMS));
     let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    let s = _mm_madd_epi16(mins, pairs);
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-    _mm_cvtsi128_si32(s)
+    _mm256_cvtepi32_ps(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pairs)))
 }
 
 #[inline(always)]
@@ -381,7 +380,7 @@ impl Kernel for Q4K {
         prep_q45k(w)
     }
     #[inline(always)]
-    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
         let mut sumi = _mm256_setzero_si256();
         let mask = _mm256_set1_epi8(0x0f);
         for c in 0..4 {
@@ -394,7 +393,7 @@ impl Kernel for Q4K {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, scale_k4(p.scales, 2 * c + 1)));
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
-        *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-p.dmin * ad), min_sums_k4(p.mins, a), *acc);
     }
 }
 
@@ -408,7 +407,7 @@ impl Kernel for Q5K {
         prep_q45k(w)
     }
     #[inline(always)]
-    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
         let mut sumi = _mm256_setzero_si256();
         let mask = _mm256_set1_epi8(0x0f);
         let one = _mm256_set1_epi8(1);
@@ -429,7 +428,7 @@ impl Kernel for Q5K {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, scale_k4(p.scales, 2 * c + 1)));
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
-        *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-p.dmin * ad), min_sums_k4(p.mins, a), *acc);
     }
 }
 

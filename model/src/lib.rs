@@ -2,3 +2,4 @@
 //! through a `gllm_kernels::stage::ResolvedStage`.
 
 pub mod gguf;
+pub mod tokenizer;

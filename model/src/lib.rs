@@ -2,4 +2,5 @@
 //! through a `gllm_kernels::stage::ResolvedStage`.
 
 pub mod gguf;
+pub mod sampler;
 pub mod tokenizer;

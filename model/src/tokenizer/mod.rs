@@ -174,7 +174,8 @@ impl Tokenizer {
         }
 
         let merge_texts = file.get_str_array("tokenizer.ggml.merges")?;
-        let mut merges = bpe::MergeTable::with_capacity(merge_texts.len());
+        let mut merges =
+            bpe::MergeTable::with_capacity_and_hasher(merge_texts.len(), Default::default());
         let mut joined = String::new();
         for (rank, m) in merge_texts.iter().enumerate() {
             // Split at the first space after the first character (a pair's left side is never
@@ -196,7 +197,7 @@ impl Tokenizer {
             if let (Some(&l), Some(&r), Some(&merged)) =
                 (text_to_id.get(left), text_to_id.get(right), text_to_id.get(joined.as_str()))
             {
-                merges.entry((l, r)).or_insert((rank as u32, merged));
+                merges.entry(bpe::pair(l, r)).or_insert((rank as u32, merged));
             }
         }
 
@@ -312,6 +313,7 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, parse_special: bool) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
         let mut ids = Vec::new();
+        let mut scratch = bpe::Scratch::default();
         for fragment in self.partition_specials(text, parse_special) {
             match fragment {
                 Fragment::Token(id) => out.push(id),
@@ -319,7 +321,7 @@ impl Tokenizer {
                     self.pre.split(&text[start..end], &mut |piece| {
                         ids.clear();
                         ids.extend(piece.bytes().map(|b| self.byte_ids[b as usize]));
-                        bpe::merge(&ids, &self.merges, &mut out);
+                        bpe::merge(&ids, &self.merges, &mut scratch, &mut out);
                     });
                 }
             }

@@ -119,3 +119,21 @@ fn long_inputs_tokenize_in_linear_time_shape() {
     let ids = tok.encode(&spaces, false);
     assert_eq!(tok.decode(&ids, false).unwrap(), spaces);
 }
+
+/// 1000 random strings (ASCII, whitespace runs, contractions, digits, CJK, emoji, combining
+/// marks, other-number characters, control tokens) tokenized by Hugging Face `tokenizers`
+/// built from this file's vocabulary and merges (digits split, then byte-level GPT-2 regex),
+/// special tokens parsed: a second outside reference beyond llama.cpp's 15 lines.
+#[test]
+fn random_strings_match_hugging_face_tokenizers() {
+    let Some(tok) = load("random_strings_match_hugging_face_tokenizers") else { return };
+    let text = std::fs::read_to_string(common::data("hf-tokenizers-reference.jsonl")).unwrap();
+    let mut n = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let s = v["text"].as_str().unwrap();
+        assert_eq!(tok.encode(s, true), ids(&v["ids"]), "{s:?}");
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+}

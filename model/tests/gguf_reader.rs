@@ -164,6 +164,13 @@ fn missing_file_is_an_io_error_naming_the_path() {
     let e = GgufFile::open("/nonexistent/dir/x.gguf").unwrap_err();
     assert!(matches!(e, GgufError::Io { .. }));
     assert!(e.to_string().contains("/nonexistent/dir/x.gguf"));
+    // a directory and an empty file: clean errors too
+    let dir = tempfile::tempdir().unwrap();
+    assert!(GgufFile::open(dir.path()).is_err());
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    let e = GgufFile::open(&empty).unwrap_err().to_string();
+    assert!(e.contains("empty.gguf") && e.contains("truncated"), "{e}");
 }
 
 #[test]

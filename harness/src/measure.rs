@@ -38,25 +38,26 @@ pub struct MeasureConfig {
 }
 
 impl MeasureConfig {
-    /// Defaults for `run`/`compare`: 30 samples of ≥ 1 ms, at most 0.6 s per case group.
+    /// Defaults for `run`/`compare`: 50 samples of ≥ 1 ms per variant, at most 1 s of rounds
+    /// per case group.
     pub fn standard() -> Self {
         MeasureConfig {
             warmup: Duration::from_millis(30),
             min_sample: Duration::from_millis(1),
-            samples: 30,
+            samples: 50,
             min_samples: 5,
-            time_cap: Duration::from_millis(600),
+            time_cap: Duration::from_millis(1000),
         }
     }
 
-    /// `--quick`: 10 samples, at most 0.12 s per case group.
+    /// `--quick`: 15 samples, at most 0.15 s of rounds per case group.
     pub fn quick() -> Self {
         MeasureConfig {
             warmup: Duration::from_millis(5),
             min_sample: Duration::from_millis(1),
-            samples: 10,
+            samples: 15,
             min_samples: 5,
-            time_cap: Duration::from_millis(120),
+            time_cap: Duration::from_millis(150),
         }
     }
 
@@ -92,17 +93,24 @@ pub fn timer_resolution() -> Duration {
 }
 
 /// Runs `routine` with doubling iteration counts until `warmup` has elapsed; returns the
-/// estimated time of one iteration in nanoseconds (from the last, longest batch).
+/// estimated time of one iteration in nanoseconds: the fastest batch long enough to time
+/// reliably (a batch slowed by a neighbour would overestimate it and make samples short).
 pub fn warm_up(routine: &mut dyn Routine, warmup: Duration) -> f64 {
+    let reliable = (timer_resolution() * 1000).max(Duration::from_micros(10));
     let start = Instant::now();
     let mut iters = 1u64;
+    let mut best = f64::INFINITY;
     loop {
         let t = Instant::now();
         routine.run(iters);
         let elapsed = t.elapsed();
         let per_iter = elapsed.as_nanos() as f64 / iters as f64;
+        if elapsed >= reliable {
+            best = best.min(per_iter);
+        }
         if start.elapsed() >= warmup {
-            return per_iter.max(0.01);
+            let estimate = if best.is_finite() { best } else { per_iter };
+            return estimate.max(0.01);
         }
         // Never let one batch overshoot the remaining warm-up by much.
         if elapsed < warmup / 4 {

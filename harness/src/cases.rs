@@ -8,6 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gllm_kernels::registry::{self, Case, CaseSet, OpInfo, Shape, Unit, Variant};
+use gllm_kernels::stage::ResolvedStage;
 use regex::Regex;
 
 use crate::baseline::{CaseKind, Verification, VerificationStatus};
@@ -89,6 +90,23 @@ fn with_cache(base: &str, cache: Cache) -> String {
         Some(body) => format!("{body},cache={})", cache.name()),
         None => format!("{base}(cache={})", cache.name()),
     }
+}
+
+/// One implementation measured for a case under one or several stages.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    /// The name in the case id (`variant=...`): the registry variant for op cases (end-to-end
+    /// cases will use the stage).
+    pub name: String,
+    /// The stages (of the plan, in order) that measure this arm for the case.
+    pub stages: Vec<String>,
+    pub implementation: Implementation,
+}
+
+/// What an arm runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Implementation {
+    OpVariant(&'static Variant),
 }
 
 impl std::fmt::Debug for CaseSpec {
@@ -313,6 +331,53 @@ pub fn verify_op(op: &OpInfo, shape: &Shape, variant: &Variant) -> Verification 
 }
 
 impl CaseSpec {
+    /// The distinct arms the stages measure for this case, in stage order; stages that pick
+    /// the same implementation share one arm (and its samples).
+    pub fn arms(&self, stages: &[ResolvedStage]) -> Vec<Arm> {
+        let mut out: Vec<Arm> = Vec::new();
+        for s in stages {
+            let (name, implementation) = match self {
+                CaseSpec::Op(c) => {
+                    let v = s.variant(c.op.name);
+                    (v.name.to_string(), Implementation::OpVariant(v))
+                }
+            };
+            match out.iter_mut().find(|a| a.name == name) {
+                Some(a) => a.stages.push(s.name.clone()),
+                None => out.push(Arm { name, stages: vec![s.name.clone()], implementation }),
+            }
+        }
+        out
+    }
+
+    /// Every available registry variant of an op case as an arm (for `verify`).
+    pub fn all_arms(&self) -> Vec<Arm> {
+        match self {
+            CaseSpec::Op(c) => registry::variants_of(c.op.name)
+                .filter(|v| (v.available)().is_available())
+                .map(|v| Arm {
+                    name: v.name.to_string(),
+                    stages: Vec::new(),
+                    implementation: Implementation::OpVariant(v),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks an arm against the reference (naive) before it may be timed.
+    pub fn verify_arm(&self, arm: &Arm) -> Verification {
+        match arm.implementation {
+            Implementation::OpVariant(v) => self.verify(v),
+        }
+    }
+
+    /// The routine that runs an arm on this case (hot or cold, see [`CaseSpec::routine`]).
+    pub fn arm_routine(&self, arm: &Arm, l3: usize) -> Box<dyn Routine> {
+        match arm.implementation {
+            Implementation::OpVariant(v) => self.routine(v, l3),
+        }
+    }
+
     pub fn verify(&self, variant: &Variant) -> Verification {
         match self {
             CaseSpec::Op(c) => verify_op(c.op, &c.shape, variant),

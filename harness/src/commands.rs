@@ -336,10 +336,11 @@ pub fn verify(
     let specs: Vec<_> = specs
         .into_iter()
         .filter(|s| {
-            let names: Vec<&str> = match &stages {
-                Some(st) => runner::variants_for(st, s).iter().map(|(v, _)| v.name).collect(),
-                None => registry::variants_of(s.op_name()).map(|v| v.name).collect(),
+            let arms = match &stages {
+                Some(st) => s.arms(st),
+                None => s.all_arms(),
             };
+            let names: Vec<&str> = arms.iter().map(|a| a.name.as_str()).collect();
             cases::selected(filter.as_ref(), s, &names)
         })
         .collect();

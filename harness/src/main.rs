@@ -151,7 +151,7 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
-    /// Measure (or show the cached) f32 FMA peak and read bandwidth at L1, L2, L3, DRAM.
+    /// Measure (or show the cached) f32 FMA peak and bandwidth at L1, L2, L3, DRAM sizes.
     #[command(
         after_help = "Example:\n  gllm-bench machine\n  gllm-bench machine --json --remeasure"
     )]

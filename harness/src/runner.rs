@@ -94,7 +94,7 @@ pub fn timing(
     let limit_basis = if compute_ns >= memory_ns {
         format!("FMA peak {:.1} GFLOP/s", peaks.fma_gflops)
     } else {
-        format!("{level} read {bw:.1} GB/s")
+        format!("{level} bandwidth {bw:.1} GB/s")
     };
     let valid = limit_ns.is_finite() && limit_ns > 0.0;
     Timing {

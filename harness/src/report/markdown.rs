@@ -64,7 +64,7 @@ fn machine_section(result: &ResultFile) -> String {
         "- machine `{}`: {} ({} logical CPUs; L1d {} KiB, L2 {} KiB, L3 {} MiB)\n\
          - compiled features: {}; detected: {}\n\
          - build {git}, {}, profile `{}`; measured {} with `{}`\n\
-         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}); read bandwidth {}\n",
+         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}); bandwidth (best of streaming read and y += x) {}\n",
         result.machine.id,
         result.machine.cpu_model,
         result.machine.logical_cpus,

@@ -40,8 +40,11 @@ pub enum CacheSelect {
     /// Hot for every case, plus cold for cases whose working set exceeds one core's L2
     /// (in a decode step such operands are weights streamed from DRAM).
     Auto,
+    /// One prepared case reused: data stays in the caches it fits.
     Hot,
+    /// Rotation over copies larger than twice the L3: every iteration starts from DRAM.
     Cold,
+    /// Hot and cold for every case.
     Both,
 }
 

@@ -91,6 +91,7 @@ enum Command {
         after_help = "Example:\n  gllm-bench run --stage simd --save main\n  gllm-bench run --stage simd --filter '^add' --quick -o add.json"
     )]
     Run {
+        /// The stage to measure (`gllm-bench list` shows the stages).
         #[arg(long)]
         stage: String,
         #[command(flatten)]
@@ -107,6 +108,7 @@ enum Command {
         after_help = "Example:\n  gllm-bench compare --stage simd\n  gllm-bench compare --stage quantized --from simd --quick --markdown cmp.md --json cmp.json"
     )]
     Compare {
+        /// Last stage of the comparison (`gllm-bench list` shows the stages).
         #[arg(long)]
         stage: String,
         /// First stage of the comparison (default: the root of --stage's chain).

@@ -259,8 +259,8 @@ pub fn speedup_chart(
     both_formats(dir, "speedup", (1400, height), &draw_svg, &draw_png).map(Some)
 }
 
-/// A roofline point: `(stage index, arithmetic intensity FLOP/byte, GFLOP/s, label)`.
-pub type RooflinePoint = (usize, f64, f64, String);
+/// A roofline point: `(stage index, arithmetic intensity FLOP/byte, GFLOP/s, label, cold)`.
+pub type RooflinePoint = (usize, f64, f64, String, bool);
 
 pub fn roofline_points(result: &ResultFile) -> Vec<RooflinePoint> {
     let mut out = Vec::new();
@@ -272,7 +272,8 @@ pub fn roofline_points(result: &ResultFile) -> Vec<RooflinePoint> {
         let gflops = c.flops_per_iter / t.median_ns;
         for s in &c.stages {
             if let Some(i) = result.stages.iter().position(|x| &x.name == s) {
-                out.push((i, c.flops_per_iter / c.bytes_per_iter, gflops, c.op.clone()));
+                let intensity = c.flops_per_iter / c.bytes_per_iter;
+                out.push((i, intensity, gflops, c.op.clone(), c.cache == "cold"));
                 break;
             }
         }
@@ -312,7 +313,9 @@ where
         .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("arithmetic intensity, FLOP per byte moved (log scale)")
+        .x_desc(
+            "arithmetic intensity, FLOP per byte moved (log scale); filled: hot cache, hollow: cold (DRAM)",
+        )
         .y_desc("achieved GFLOP/s (log scale)")
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
@@ -353,7 +356,11 @@ where
             continue;
         }
         chart
-            .draw_series(pts.iter().map(|p| Circle::new((p.1, p.2), 6, c.filled())))?
+            .draw_series(pts.iter().map(|p| {
+                // Hot cases filled, cold (from DRAM) hollow.
+                let style = if p.4 { c.stroke_width(2) } else { c.filled() };
+                Circle::new((p.1, p.2), 6, style)
+            }))?
             .label(format!("variants introduced by stage {}", stage.name))
             .legend(move |(x, y)| Circle::new((x + 7, y), 6, c.filled()));
     }

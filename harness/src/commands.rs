@@ -80,6 +80,28 @@ fn command_line() -> String {
     format!("gllm-bench {}", args.join(" "))
 }
 
+/// The machine's peaks; a spinner while they are measured (about 3 s, once per machine).
+fn peaks_with_spinner(
+    ctx: &Context,
+    fingerprint: &Fingerprint,
+    remeasure: bool,
+) -> Result<(machine::Peaks, bool), HarnessError> {
+    let cached = !remeasure && machine::cache_path(&machine::cache_dir(), fingerprint).is_file();
+    let spinner = if ctx.progress() && !cached {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message("measuring this machine's FMA peak and bandwidth (cached afterwards)");
+        s.enable_steady_tick(std::time::Duration::from_millis(200));
+        Some(s)
+    } else {
+        None
+    };
+    let result = machine::peaks(fingerprint, remeasure);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    result
+}
+
 /// Verifies and measures `stages` over the selected cases; the whole result file.
 fn measure_stages(
     ctx: &Context,
@@ -93,7 +115,7 @@ fn measure_stages(
     if !ctx.quiet {
         eprintln!("gllm-bench: machine {}", fingerprint.id);
     }
-    let (peaks, cached) = machine::peaks(&fingerprint, m.remeasure_machine)?;
+    let (peaks, cached) = peaks_with_spinner(ctx, &fingerprint, m.remeasure_machine)?;
     if !cached && !ctx.quiet {
         eprintln!("gllm-bench: measured this machine: {}", machine::summary_line(&peaks));
     }
@@ -553,9 +575,9 @@ pub fn export(ctx: &Context, format: ExportFormat, input: Option<&Path>, out: &P
     Ok(0)
 }
 
-pub fn machine(json: bool, remeasure: bool) -> Outcome {
+pub fn machine(ctx: &Context, json: bool, remeasure: bool) -> Outcome {
     let fingerprint = Fingerprint::detect();
-    let (peaks, cached) = machine::peaks(&fingerprint, remeasure)?;
+    let (peaks, cached) = peaks_with_spinner(ctx, &fingerprint, remeasure)?;
     if json {
         let doc = serde_json::json!({"fingerprint": fingerprint, "peaks": peaks, "cached": cached,
             "cache_file": machine::cache_path(&machine::cache_dir(), &fingerprint)});

@@ -146,7 +146,7 @@ enum Command {
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// A result file; default: measure a quick run of the last stage.
+        /// A result file; default: measure a quick compare of every built-in stage.
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
         /// A file (bmf, github-action-benchmark) or a directory (criterion).
@@ -235,7 +235,7 @@ fn main() -> ExitCode {
         Command::Export { format, input, out } => {
             commands::export(&ctx, format, input.as_deref(), &out)
         }
-        Command::Machine { json, remeasure } => commands::machine(json, remeasure),
+        Command::Machine { json, remeasure } => commands::machine(&ctx, json, remeasure),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -259,6 +259,9 @@ pub fn report_markdown(
          - `cache=hot` reuses one prepared case; `cache=cold` rotates over copies totalling more than \
          twice the L3, so every iteration starts from DRAM.\n\
          - Outliers (Tukey fences) are flagged in the result file, never dropped; raw samples are kept.\n\
+         - Limits are the best of repeated probe runs (`gllm-bench machine`) on a shared machine: a \
+         case above 100 % means the probe was slowed by a neighbour, or the kernel overlaps loads and \
+         stores better than the probe does.\n\
          - Inputs: {} result file(s); the JSON next to this report holds every sample.\n",
         r.settings.warmup_ms,
         r.settings.min_sample_ms,

@@ -137,6 +137,21 @@ pub fn opportunities(result: &ResultFile) -> Vec<Opportunity> {
     out
 }
 
+/// Geometric mean over the model cases of a stage's speedup vs the first stage, and the
+/// number of cases it covers (cases that failed verification are left out).
+pub fn stage_geomean(r: &ResultFile, stage_index: usize) -> Option<(f64, usize)> {
+    let ratios: Vec<f64> = r
+        .comparisons
+        .iter()
+        .filter(|c| r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model"))
+        .filter_map(|c| c.entries.get(stage_index)?.speedup_vs_first.map(|x| x.ratio))
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .collect();
+    (!ratios.is_empty()).then(|| {
+        ((ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp(), ratios.len())
+    })
+}
+
 /// The optimization report: overview, stages, results, charts, opportunities, method.
 pub fn report_markdown(
     results: &[ResultFile],
@@ -166,18 +181,7 @@ pub fn report_markdown(
             String::new()
         }
     ));
-    let geo = |stage_index: usize| -> Option<(f64, usize)> {
-        let ratios: Vec<f64> = r
-            .comparisons
-            .iter()
-            .filter(|c| r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model"))
-            .filter_map(|c| c.entries.get(stage_index)?.speedup_vs_first.map(|x| x.ratio))
-            .filter(|x| x.is_finite() && *x > 0.0)
-            .collect();
-        (!ratios.is_empty()).then(|| {
-            ((ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp(), ratios.len())
-        })
-    };
+    let geo = |stage_index: usize| stage_geomean(r, stage_index);
     md.push_str("## What each stage changes\n\n| stage | what it adds | ops whose variant changes | geometric-mean speedup vs first (model cases) |\n|---|---|---|---:|\n");
     for (i, s) in r.stages.iter().enumerate() {
         let changed: Vec<String> = match i {

@@ -281,6 +281,12 @@ fn run_once(variant: &Variant, case: &Case) -> Result<Case, String> {
 /// Checks `variant` against the op's naive variant on this op case with the op's tolerance,
 /// and the output's guard zones.
 pub fn verify_op(op: &OpInfo, shape: &Shape, variant: &Variant) -> Verification {
+    verify_op_variants(op, shape, &[variant]).remove(0)
+}
+
+/// [`verify_op`] for several variants of one case: the case is prepared and naive is run
+/// once (naive on a large case costs tens of milliseconds).
+pub fn verify_op_variants(op: &OpInfo, shape: &Shape, variants: &[&Variant]) -> Vec<Verification> {
     let metric = op.tolerance.metric();
     let failed = |detail: String| Verification {
         status: VerificationStatus::Failed,
@@ -290,47 +296,51 @@ pub fn verify_op(op: &OpInfo, shape: &Shape, variant: &Variant) -> Verification 
     };
     let prepared = (op.prepare)(shape, CASE_SEED);
     let Some(naive) = registry::variant(op.name, "naive") else {
-        return failed(format!("op `{}` has no naive variant to check against", op.name));
+        let why = format!("op `{}` has no naive variant to check against", op.name);
+        return variants.iter().map(|_| failed(why.clone())).collect();
     };
     let want = match run_once(naive, &prepared) {
         Ok(c) => c,
-        Err(e) => return failed(e),
+        Err(e) => return variants.iter().map(|_| failed(e.clone())).collect(),
     };
-    if variant.name == naive.name {
-        return match want.check_guards() {
-            Ok(()) => Verification {
-                status: VerificationStatus::Reference,
-                metric,
-                worst_error: None,
+    let magnitude = op.magnitude.map(|m| m(&prepared));
+    let check = |variant: &Variant| -> Verification {
+        if variant.name == naive.name {
+            return match want.check_guards() {
+                Ok(()) => Verification {
+                    status: VerificationStatus::Reference,
+                    metric: metric.clone(),
+                    worst_error: None,
+                    detail: None,
+                },
+                Err(at) => failed(format!("naive wrote outside its output (guard offset {at})")),
+            };
+        }
+        let got = match run_once(variant, &prepared) {
+            Ok(c) => c,
+            Err(e) => return failed(e),
+        };
+        if let Err(at) = got.check_guards() {
+            return failed(format!("wrote outside its output (guard offset {at})"));
+        }
+        if got.output().len() != want.output().len() {
+            return failed(format!(
+                "output length {} differs from naive's {}",
+                got.output().len(),
+                want.output().len()
+            ));
+        }
+        match op.tolerance.check(got.output(), want.output(), magnitude.as_deref()) {
+            Ok(a) => Verification {
+                status: VerificationStatus::Passed,
+                metric: metric.clone(),
+                worst_error: Some(a.worst_error),
                 detail: None,
             },
-            Err(at) => failed(format!("naive wrote outside its output (guard offset {at})")),
-        };
-    }
-    let got = match run_once(variant, &prepared) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
+            Err(m) => failed(m.to_string()),
+        }
     };
-    if let Err(at) = got.check_guards() {
-        return failed(format!("wrote outside its output (guard offset {at})"));
-    }
-    if got.output().len() != want.output().len() {
-        return failed(format!(
-            "output length {} differs from naive's {}",
-            got.output().len(),
-            want.output().len()
-        ));
-    }
-    let magnitude = op.magnitude.map(|m| m(&prepared));
-    match op.tolerance.check(got.output(), want.output(), magnitude.as_deref()) {
-        Ok(a) => Verification {
-            status: VerificationStatus::Passed,
-            metric,
-            worst_error: Some(a.worst_error),
-            detail: None,
-        },
-        Err(m) => failed(m.to_string()),
-    }
+    variants.iter().map(|v| check(v)).collect()
 }
 
 impl CaseSpec {
@@ -369,8 +379,21 @@ impl CaseSpec {
 
     /// Checks an arm against the reference (naive) before it may be timed.
     pub fn verify_arm(&self, arm: &Arm) -> Verification {
-        match arm.implementation {
-            Implementation::OpVariant(v) => self.verify(v),
+        self.verify_arms(std::slice::from_ref(arm)).remove(0)
+    }
+
+    /// Checks several arms of this case, computing the reference once.
+    pub fn verify_arms(&self, arms: &[Arm]) -> Vec<Verification> {
+        match self {
+            CaseSpec::Op(c) => {
+                let variants: Vec<&Variant> = arms
+                    .iter()
+                    .map(|a| match a.implementation {
+                        Implementation::OpVariant(v) => v,
+                    })
+                    .collect();
+                verify_op_variants(c.op, &c.shape, &variants)
+            }
         }
     }
 

@@ -127,7 +127,12 @@ fn measure_stages(
             m.filter.as_deref().unwrap_or("")
         )));
     }
-    let config = if m.quick { MeasureConfig::quick() } else { MeasureConfig::standard() };
+    let mut config = if m.quick { MeasureConfig::quick() } else { MeasureConfig::standard() };
+    // A global budget keeps large plans (every op, every block format) within minutes.
+    let budget = m.time_budget.unwrap_or(if m.quick { 20.0 } else { 120.0 });
+    let per_group = std::time::Duration::from_secs_f64(budget / specs.len() as f64)
+        .max(std::time::Duration::from_millis(50));
+    config.time_cap = config.time_cap.min(per_group);
     if m.threads > 1 && !ctx.quiet {
         eprintln!(
             "gllm-bench: note: op kernels are single-threaded; --threads {} is recorded",
@@ -555,6 +560,7 @@ pub fn export(ctx: &Context, format: ExportFormat, input: Option<&Path>, out: &P
                 cases: CaseSelect::Model,
                 cache: CacheSelect::Auto,
                 model: None,
+                time_budget: None,
                 remeasure_machine: false,
             };
             inputs_or_measure(ctx, &[], &quick)?.remove(0)

@@ -51,6 +51,10 @@ pub struct MeasureArgs {
     /// A real GGUF model for end-to-end cases (not available yet in this build: see README).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Seconds of measurement rounds for all cases together (default 120, 20 with --quick):
+    /// each case group gets min(1 s (0.15 s quick), budget / groups), and at least 50 ms.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]
+    pub time_budget: Option<f64>,
     /// Measure the machine's peaks again instead of using the cached ones.
     #[arg(long)]
     pub remeasure_machine: bool,
@@ -203,6 +207,13 @@ pub enum ExportFormat {
     GithubActionBenchmarkBigger,
     /// A criterion-compatible tree (`<group>/<function>/<value>/new/{estimates,benchmark}.json`).
     Criterion,
+}
+
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
 }
 
 fn main() -> ExitCode {

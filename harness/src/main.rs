@@ -1,48 +1,218 @@
-//! `gllm-bench`: staged comparisons, baselines, the CI gate and reports.
+//! `gllm-bench`: staged comparisons, baselines, exports and reports.
 
+mod commands;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use gllm_kernels::{cpu, registry, stage};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gllm_bench::cases::{CacheSelect, CaseSelect};
 
-/// Exit codes are an API: 0 pass, 1 confirmed regression, 2 inconclusive, 3 usage or
-/// harness error.
+const EXIT_CODES: &str = "\
+Exit codes (an API, stable):
+  0  pass
+  1  failure: a regression, or a variant that fails verification against naive
+  2  inconclusive (too noisy to decide)
+  3  usage or harness error (bad flag, missing or corrupt file, other schema version)
+
+Environment: NO_COLOR disables color; GLLM_FORCE_VARIANT forces variants (see README);
+GLLM_BASELINES_DIR overrides the baselines folder; GLLM_BENCH_CACHE the machine cache.";
+
+/// Benchmarks, baselines and reports for gllm-kernels: every op and variant from the kernel
+/// registry, measured interleaved stage by stage, verified against the naive specification.
 #[derive(Parser)]
-#[command(name = "gllm-bench", version, about, long_about = None)]
+#[command(name = "gllm-bench", version, about, after_help = EXIT_CODES)]
 struct Cli {
+    /// No progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// List ops, their variants (available on this CPU or not, and why) and the stages.
-    ///
-    /// Example: gllm-bench list
-    List,
+/// Options shared by every command that measures.
+#[derive(Args, Clone, Debug)]
+pub struct MeasureArgs {
+    /// Only cases whose id matches this regex (ids look like `add(variant=simd,n=576,cache=hot)`).
+    #[arg(long, value_name = "REGEX")]
+    pub filter: Option<String>,
+    /// Threads (recorded; the op kernels are single-threaded, end-to-end cases will use it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+    /// Fewer samples and shorter time caps: about 5× faster, wider confidence intervals.
+    #[arg(long)]
+    pub quick: bool,
+    /// Which shapes: the model's (default), the size sweep, or both.
+    #[arg(long, value_enum, default_value_t = CaseSelect::Model)]
+    pub cases: CaseSelect,
+    /// Cache state: `auto` measures hot, plus cold for working sets larger than L2.
+    #[arg(long, value_enum, default_value_t = CacheSelect::Auto)]
+    pub cache: CacheSelect,
+    /// A real GGUF model for end-to-end cases (not available yet in this build: see README).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Seconds of measurement rounds for all cases together (default 120, 20 with --quick):
+    /// each case group gets min(1 s (0.15 s quick), budget / groups), and at least 50 ms.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]
+    pub time_budget: Option<f64>,
+    /// Measure the machine's peaks again instead of using the cached ones.
+    #[arg(long)]
+    pub remeasure_machine: bool,
 }
 
-fn list() {
-    let detected = cpu::detected();
-    println!("CPU: {}", cpu::model_name());
-    println!("compiled features: {}", cpu::compiled().names().join(" "));
-    println!("detected features: {}", detected.names().join(" "));
-    println!();
-    println!("{:<28} {:<16} {:<10} summary", "op", "variant", "available");
-    for op in registry::ops() {
-        for v in registry::variants_of(op.name) {
-            let avail = match (v.available)() {
-                registry::Availability::Available => "yes".to_string(),
-                registry::Availability::Unavailable(why) => format!("no ({why})"),
-            };
-            println!("{:<28} {:<16} {:<10} {}", op.name, v.name, avail, v.summary);
-        }
-    }
-    println!();
-    let stages = stage::builtin();
-    for s in &stages {
-        let parent = s.parent.as_deref().unwrap_or("-");
-        println!("stage {:<16} parent {:<16} {}", s.name, parent, s.summary);
+#[derive(Subcommand)]
+enum Command {
+    /// List ops, their variants (available on this CPU or not, and why), stages and cases.
+    ///
+    /// Example: gllm-bench list --coverage
+    #[command(
+        after_help = "Example:\n  gllm-bench list --coverage\n  gllm-bench list --json > registry.json"
+    )]
+    List {
+        /// Show op × variant cells that no stage uses or that lack benchmark cases.
+        #[arg(long)]
+        coverage: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every variant against naive on the benchmark cases (exit 1 on a mismatch).
+    #[command(
+        after_help = "Example:\n  gllm-bench verify\n  gllm-bench verify --stage simd --json"
+    )]
+    Verify {
+        /// Only the variants this stage (and its ancestors) choose; default: every variant.
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "REGEX")]
+        filter: Option<String>,
+        #[arg(long, value_enum, default_value_t = CaseSelect::Model)]
+        cases: CaseSelect,
+    },
+    /// Measure one stage and save the result file.
+    #[command(
+        after_help = "Example:\n  gllm-bench run --stage simd --save main\n  gllm-bench run --stage simd --filter '^add' --quick -o add.json"
+    )]
+    Run {
+        /// The stage to measure (`gllm-bench list` shows the stages).
+        #[arg(long)]
+        stage: String,
+        #[command(flatten)]
+        measure: MeasureArgs,
+        /// Write the result file here.
+        #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "save")]
+        output: Option<PathBuf>,
+        /// Save as baseline NAME under baselines/<machine-id>/NAME.json.
+        #[arg(long, value_name = "NAME")]
+        save: Option<String>,
+    },
+    /// Measure every stage from --from to --stage interleaved in one process; print the table.
+    #[command(
+        after_help = "Example:\n  gllm-bench compare --stage simd\n  gllm-bench compare --stage quantized --from simd --quick --markdown cmp.md --json cmp.json"
+    )]
+    Compare {
+        /// Last stage of the comparison (`gllm-bench list` shows the stages).
+        #[arg(long)]
+        stage: String,
+        /// First stage of the comparison (default: the root of --stage's chain).
+        #[arg(long, value_name = "STAGE")]
+        from: Option<String>,
+        #[command(flatten)]
+        measure: MeasureArgs,
+        /// Also write the result file (raw samples, CIs, comparisons).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also write the table as markdown.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// Store, list, show and diff baselines (baselines/<machine-id>/NAME.json).
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+    /// Write DIR/report.md and charts (SVG and PNG) from result files (or a fresh compare).
+    #[command(
+        after_help = "Example:\n  gllm-bench compare --stage quantized --json cmp.json && gllm-bench report --input cmp.json --out reports/example"
+    )]
+    Report {
+        /// Result files (run -o, compare --json, baselines); default: measure a compare of every stage.
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        input: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        measure: MeasureArgs,
+    },
+    /// Export a result file for other tools.
+    #[command(
+        after_help = "Example:\n  gllm-bench export --format bmf --input cmp.json --out bmf.json\n  gllm-bench export --format criterion --input cmp.json --out target/criterion"
+    )]
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// A result file; default: measure a quick compare of every built-in stage.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// A file (bmf, github-action-benchmark) or a directory (criterion).
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Measure (or show the cached) f32 FMA peak and bandwidth at L1, L2, L3, DRAM sizes.
+    #[command(
+        after_help = "Example:\n  gllm-bench machine\n  gllm-bench machine --json --remeasure"
+    )]
+    Machine {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        remeasure: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BaselineCommand {
+    /// Save a baseline: a given result file, or measure one stage now.
+    #[command(
+        after_help = "Example:\n  gllm-bench baseline save main --stage simd\n  gllm-bench baseline save main --input cmp.json"
+    )]
+    Save {
+        name: String,
+        /// Store this result file instead of measuring.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// The stage to measure (default: the last built-in stage).
+        #[arg(long)]
+        stage: Option<String>,
+        #[command(flatten)]
+        measure: MeasureArgs,
+    },
+    /// List stored baselines (every machine).
+    #[command(after_help = "Example:\n  gllm-bench baseline list")]
+    List,
+    /// Print a baseline's cases (NAME for this machine, or a path).
+    #[command(after_help = "Example:\n  gllm-bench baseline show main")]
+    Show { name: String },
+    /// Compare two baselines case by case: ratio of medians B/A with bootstrap CIs.
+    #[command(after_help = "Example:\n  gllm-bench baseline diff main feature")]
+    Diff { a: String, b: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Bencher Metric Format JSON.
+    Bmf,
+    /// github-action-benchmark `customSmallerIsBetter` array (ns per iteration).
+    GithubActionBenchmark,
+    /// github-action-benchmark `customBiggerIsBetter` array (throughput).
+    GithubActionBenchmarkBigger,
+    /// A criterion-compatible tree (`<group>/<function>/<value>/new/{estimates,benchmark}.json`).
+    Criterion,
+}
+
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
     }
 }
 
@@ -54,8 +224,35 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(3) } else { ExitCode::SUCCESS };
         }
     };
-    match cli.command {
-        Command::List => list(),
+    let ctx = commands::Context { quiet: cli.quiet };
+    let result = match cli.command {
+        Command::List { coverage, json } => commands::list(coverage, json),
+        Command::Verify { stage, json, filter, cases } => {
+            commands::verify(&ctx, stage.as_deref(), json, filter.as_deref(), cases)
+        }
+        Command::Run { stage, measure, output, save } => {
+            commands::run(&ctx, &stage, &measure, output.as_deref(), save.as_deref())
+        }
+        Command::Compare { stage, from, measure, json, markdown } => commands::compare(
+            &ctx,
+            &stage,
+            from.as_deref(),
+            &measure,
+            json.as_deref(),
+            markdown.as_deref(),
+        ),
+        Command::Baseline(cmd) => commands::baseline(&ctx, cmd),
+        Command::Report { input, out, measure } => commands::report(&ctx, &input, &out, &measure),
+        Command::Export { format, input, out } => {
+            commands::export(&ctx, format, input.as_deref(), &out)
+        }
+        Command::Machine { json, remeasure } => commands::machine(&ctx, json, remeasure),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("gllm-bench: error: {e}");
+            ExitCode::from(3)
+        }
     }
-    ExitCode::SUCCESS
 }

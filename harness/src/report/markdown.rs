@@ -1,0 +1,280 @@
+//! Markdown: the staged table (for `compare --markdown`) and the optimization report.
+
+use crate::baseline::{Comparison, ResultFile};
+use crate::report::format::{interval, sig3, time_ns};
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn speedup(r: &Option<crate::stats::Ratio>) -> String {
+    r.as_ref()
+        .map(|r| format!("{}× {}", sig3(r.ratio), interval(&r.ci95)))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The staged table as markdown: one row per case and stage.
+pub fn comparison_table(result: &ResultFile, comparisons: &[&Comparison]) -> String {
+    let mut out = String::from(
+        "| case | stage | variant | median time | throughput | % of limit | vs first [95% CI] | vs previous [95% CI] |\n\
+         |---|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for c in comparisons {
+        for (i, e) in c.entries.iter().enumerate() {
+            let case = if i == 0 { format!("`{}`", cell(&c.group)) } else { String::new() };
+            if !e.verified {
+                out.push_str(&format!(
+                    "| {case} | {} | {} | **failed verification: no speed reported** | | | | |\n",
+                    e.stage, e.variant
+                ));
+                continue;
+            }
+            let ci = result.case(&e.case_id).and_then(|r| r.timing.as_ref()).map(|t| t.ci95_ns);
+            out.push_str(&format!(
+                "| {case} | {} | {} | {}{} | {} | {} | {} | {} |\n",
+                e.stage,
+                e.variant,
+                e.median_ns.map(time_ns).unwrap_or_default(),
+                ci.map(|c| format!(" [{}, {}]", time_ns(c.lo), time_ns(c.hi))).unwrap_or_default(),
+                e.throughput.map(|x| format!("{} {}", sig3(x), c.unit)).unwrap_or_default(),
+                e.percent_of_limit.map(|p| format!("{p:.1}%")).unwrap_or_default(),
+                if i == 0 { "1×".into() } else { speedup(&e.speedup_vs_first) },
+                if i == 0 { String::new() } else { speedup(&e.speedup_vs_previous) },
+            ));
+        }
+    }
+    out
+}
+
+fn machine_section(result: &ResultFile) -> String {
+    let git = match (&result.git.sha, result.git.dirty) {
+        (Some(sha), Some(true)) => {
+            format!("`{}` (with uncommitted changes)", &sha[..sha.len().min(12)])
+        }
+        (Some(sha), _) => format!("`{}`", &sha[..sha.len().min(12)]),
+        _ => "not a git checkout".into(),
+    };
+    let bw: Vec<String> = result
+        .peaks
+        .bandwidth
+        .iter()
+        .map(|b| format!("{} {:.1} GB/s", b.level, b.gb_per_s))
+        .collect();
+    format!(
+        "- machine `{}`: {} ({} logical CPUs; L1d {} KiB, L2 {} KiB, L3 {} MiB)\n\
+         - compiled features: {}; detected: {}\n\
+         - build {git}, {}, profile `{}`; measured {} with `{}`\n\
+         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}); bandwidth (best of streaming read and y += x) {}\n",
+        result.machine.id,
+        result.machine.cpu_model,
+        result.machine.logical_cpus,
+        result.machine.caches.l1d >> 10,
+        result.machine.caches.l2 >> 10,
+        result.machine.caches.l3 >> 20,
+        result.machine.compiled_features.join(" "),
+        result.machine.detected_features.join(" "),
+        result.rustc,
+        result.profile,
+        result.created,
+        result.command,
+        result.peaks.fma_gflops,
+        result.peaks.fma_kernel,
+        bw.join(", "),
+    )
+}
+
+/// `compare --markdown`: header and the staged table.
+pub fn compare_markdown(result: &ResultFile) -> String {
+    let stages: Vec<&str> = result.stages.iter().map(|s| s.name.as_str()).collect();
+    let all: Vec<&Comparison> = result.comparisons.iter().collect();
+    format!(
+        "## gllm-bench compare: {}\n\n{}\n{}\n\nEnd to end (tokens/s): not measured; the model crate has no forward pass yet.\n",
+        stages.join(" → "),
+        machine_section(result),
+        comparison_table(result, &all)
+    )
+}
+
+/// One ranked opportunity: a case at the last stage and how far it is from its limit.
+pub struct Opportunity {
+    pub group: String,
+    pub stage: String,
+    pub variant: String,
+    pub median_ns: f64,
+    pub percent_of_limit: f64,
+    pub limit_basis: String,
+    /// Time that reaching the limit would save per call.
+    pub headroom_ns: f64,
+}
+
+/// Cases at the last stage ranked by the time between their median and their roofline
+/// limit (what reaching the limit would save per call), largest first.
+pub fn opportunities(result: &ResultFile) -> Vec<Opportunity> {
+    let mut out: Vec<Opportunity> = result
+        .comparisons
+        .iter()
+        .filter_map(|c| {
+            let e = c.entries.last()?;
+            let rec = result.case(&e.case_id)?;
+            if rec.case_set != "model" {
+                return None;
+            }
+            let t = rec.timing.as_ref()?;
+            let limit_ns = t.median_ns * t.percent_of_limit / 100.0;
+            Some(Opportunity {
+                group: c.group.clone(),
+                stage: e.stage.clone(),
+                variant: e.variant.clone(),
+                median_ns: t.median_ns,
+                percent_of_limit: t.percent_of_limit,
+                limit_basis: t.limit_basis.clone(),
+                headroom_ns: t.median_ns - limit_ns,
+            })
+        })
+        .filter(|o| o.headroom_ns.is_finite())
+        .collect();
+    out.sort_by(|a, b| b.headroom_ns.total_cmp(&a.headroom_ns));
+    out
+}
+
+/// Geometric mean over the model cases of a stage's speedup vs the first stage, and the
+/// number of cases it covers (cases that failed verification are left out).
+pub fn stage_geomean(r: &ResultFile, stage_index: usize) -> Option<(f64, usize)> {
+    let ratios: Vec<f64> = r
+        .comparisons
+        .iter()
+        .filter(|c| r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model"))
+        .filter_map(|c| c.entries.get(stage_index)?.speedup_vs_first.map(|x| x.ratio))
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .collect();
+    (!ratios.is_empty()).then(|| {
+        ((ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp(), ratios.len())
+    })
+}
+
+/// The optimization report: overview, stages, results, charts, opportunities, method.
+pub fn report_markdown(
+    results: &[ResultFile],
+    primary: usize,
+    charts: &[(String, String, Option<String>)],
+) -> String {
+    let r = &results[primary];
+    let mut md = String::new();
+    let stage_names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+    md.push_str("# gllm-bench optimization report\n\n");
+    md.push_str(&format!(
+        "Every op of the kernel registry measured under the stages {}, interleaved in one process, \
+         each variant verified against the naive specification before it was timed.\n\n",
+        stage_names.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → ")
+    ));
+    md.push_str("## Overview\n\n");
+    md.push_str(&machine_section(r));
+    let timed = r.cases.iter().filter(|c| c.timing.is_some()).count();
+    let failed = r.cases.len() - timed;
+    md.push_str(&format!(
+        "- {} case groups, {} measured (case, variant) pairs{}\n\n",
+        r.comparisons.len(),
+        timed,
+        if failed > 0 {
+            format!(", **{failed} failed verification (no speed reported)**")
+        } else {
+            String::new()
+        }
+    ));
+    let geo = |stage_index: usize| stage_geomean(r, stage_index);
+    md.push_str("## What each stage changes\n\n| stage | what it adds | ops whose variant changes | geometric-mean speedup vs first (model cases) |\n|---|---|---|---:|\n");
+    for (i, s) in r.stages.iter().enumerate() {
+        let changed: Vec<String> = match i {
+            0 => vec!["(reference)".into()],
+            _ => s
+                .choices
+                .iter()
+                .filter(|(op, v)| r.stages[i - 1].choices.get(*op) != Some(*v))
+                .map(|(op, v)| format!("{op} → {v}"))
+                .collect(),
+        };
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.name,
+            cell(&s.summary),
+            if changed.is_empty() {
+                "none (same variants as the previous stage)".into()
+            } else {
+                changed.join(", ")
+            },
+            geo(i)
+                .map(|(g, n)| format!("{}× over {n} cases", sig3(g)))
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    md.push_str("\n## Measured results\n\n");
+    let mut ops: Vec<&str> = r.comparisons.iter().map(|c| c.op.as_str()).collect();
+    ops.dedup();
+    for op in ops {
+        let comps: Vec<&Comparison> = r
+            .comparisons
+            .iter()
+            .filter(|c| {
+                c.op == op && r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model")
+            })
+            .collect();
+        if comps.is_empty() {
+            continue;
+        }
+        md.push_str(&format!("### `{op}`\n\n"));
+        md.push_str(&comparison_table(r, &comps));
+        md.push('\n');
+    }
+    md.push_str("## End to end\n\nNot measured: the model crate has no forward pass yet, so there are no \
+        prefill/decode tokens/s and no tokens/s chart. They will appear here as another kind of case \
+        with the same samples, statistics and baselines.\n\n");
+    md.push_str("## Charts\n\n");
+    for (title, file, note) in charts {
+        match note {
+            None => md.push_str(&format!(
+                "### {title}\n\n![{title}]({file}) ([SVG]({}))\n\n",
+                file.replace(".png", ".svg")
+            )),
+            Some(n) => md.push_str(&format!("### {title}\n\nNot drawn: {n}\n\n")),
+        }
+    }
+    md.push_str("## Next opportunities, ranked by measured headroom\n\nAt the last stage, each case's \
+        median time against its roofline limit (`max(FLOPs / FMA peak, bytes / bandwidth of the level \
+        its working set lives in)`); the headroom is the time reaching the limit would save per call.\n\n\
+        | rank | case | stage (variant) | median | % of limit | limit | headroom per call |\n|---:|---|---|---:|---:|---|---:|\n");
+    for (i, o) in opportunities(r).iter().take(12).enumerate() {
+        md.push_str(&format!(
+            "| {} | `{}` | {} ({}) | {} | {:.1}% | {} | {} |\n",
+            i + 1,
+            cell(&o.group),
+            o.stage,
+            o.variant,
+            time_ns(o.median_ns),
+            o.percent_of_limit,
+            o.limit_basis,
+            time_ns(o.headroom_ns)
+        ));
+    }
+    md.push_str(&format!(
+        "\n## Method\n\n- Warm-up {} ms per variant, then samples of ≥ {:.2} ms (and ≥ 100× the timer's \
+         resolution of {} ns), up to {} samples per variant within {} ms per case group (at least {}).\n\
+         - The variants of a case are measured interleaved, round robin, order reversed every round; \
+         speedups are ratios of medians with paired bootstrap 95 % CIs ({} resamples, seeded).\n\
+         - `cache=hot` reuses one prepared case; `cache=cold` rotates over copies totalling more than \
+         twice the L3, so every iteration starts from DRAM.\n\
+         - Outliers (Tukey fences) are flagged in the result file, never dropped; raw samples are kept.\n\
+         - Limits are the best of repeated probe runs (`gllm-bench machine`) on a shared machine: a \
+         case above 100 % means the probe was slowed by a neighbour, or the kernel overlaps loads and \
+         stores better than the probe does.\n\
+         - Inputs: {} result file(s); the JSON next to this report holds every sample.\n",
+        r.settings.warmup_ms,
+        r.settings.min_sample_ms,
+        r.settings.timer_resolution_ns,
+        r.settings.samples,
+        r.settings.time_cap_ms,
+        r.settings.min_samples,
+        crate::stats::BOOTSTRAP_RESAMPLES,
+        results.len(),
+    ));
+    md
+}

@@ -1,0 +1,77 @@
+//! Everything that renders results: console tables, markdown, JSON exports, charts.
+
+pub mod charts;
+pub mod console;
+pub mod export;
+pub mod format;
+pub mod markdown;
+
+use std::path::{Path, PathBuf};
+
+use crate::baseline::{write_atomic, ResultFile};
+use crate::error::HarnessError;
+
+/// Writes `DIR/report.md` and its charts from `results`; the first file comparing several
+/// stages is the primary one (tables, speedups, roofline); sweep charts come from any file.
+/// Returns every path written.
+pub fn write_report(results: &[ResultFile], dir: &Path) -> Result<Vec<PathBuf>, HarnessError> {
+    if results.is_empty() {
+        return Err(HarnessError::Usage("report needs at least one result file".into()));
+    }
+    let primary = results.iter().position(|r| r.stages.len() > 1).unwrap_or(0);
+    let r = &results[primary];
+    let mut written = Vec::new();
+    let mut charts: Vec<(String, String, Option<String>)> = Vec::new();
+    match charts::speedup_chart(dir, r)? {
+        Some(paths) => {
+            written.extend(paths);
+            charts.push(("Speedup per op and stage".into(), "speedup.png".into(), None));
+        }
+        None => charts.push((
+            "Speedup per op and stage".into(),
+            String::new(),
+            Some("the input compares fewer than two stages".into()),
+        )),
+    }
+    charts.push((
+        "Tokens/s per stage".into(),
+        String::new(),
+        Some("no end-to-end results (the model crate has no forward pass yet)".into()),
+    ));
+    match charts::roofline_chart(dir, r)? {
+        Some(paths) => {
+            written.extend(paths);
+            charts.push(("Roofline".into(), "roofline.png".into(), None));
+        }
+        None => charts.push((
+            "Roofline".into(),
+            String::new(),
+            Some("no case with FLOPs and bytes".into()),
+        )),
+    }
+    let mut any_sweep = false;
+    for input in results {
+        let paths = charts::sweep_charts(dir, input)?;
+        for p in &paths {
+            if p.extension().is_some_and(|e| e == "png") {
+                let file = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+                let op = file.trim_start_matches("sweep-").trim_end_matches(".png").to_string();
+                charts.push((format!("Size sweep: {op}"), file, None));
+                any_sweep = true;
+            }
+        }
+        written.extend(paths);
+    }
+    if !any_sweep {
+        charts.push((
+            "Size sweeps".into(),
+            String::new(),
+            Some("no sweep cases in the inputs (measure them with `--cases sweep`)".into()),
+        ));
+    }
+    let md = markdown::report_markdown(results, primary, &charts);
+    let md_path = dir.join("report.md");
+    write_atomic(&md_path, md.as_bytes())?;
+    written.push(md_path);
+    Ok(written)
+}

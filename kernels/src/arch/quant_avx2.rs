@@ -103,6 +103,8 @@ unsafe fn scale_pair(even_odd: __m256i, k: usize) -> __m256i {
 /// One weight format's AVX2 block kernel.
 pub(crate) trait Kernel {
     const WTYPE: QuantType;
+    /// Whether `dot` reads the activation block's Q8_1 sum `s`.
+    const USES_SUM: bool = false;
     type Prep: Copy;
     /// Unpacks the weight block at `w`.
     unsafe fn prep(w: *const u8) -> Self::Prep;
@@ -138,6 +140,7 @@ impl Kernel for Q4_0 {
 struct Q4_1;
 impl Kernel for Q4_1 {
     const WTYPE: QuantType = QuantType::Q4_1;
+    const USES_SUM: bool = true;
     type Prep = (__m256i, f32, f32);
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Self::Prep {
@@ -182,6 +185,7 @@ impl Kernel for Q5_0 {
 struct Q5_1;
 impl Kernel for Q5_1 {
     const WTYPE: QuantType = QuantType::Q5_1;
+    const USES_SUM: bool = true;
     type Prep = (__m256i, f32, f32);
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Self::Prep {
@@ -504,7 +508,7 @@ unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
     let a_row = nb * ab;
     let ad = acts.scales().as_ptr();
     let asum = acts.sums();
-    let has_sum = !asum.is_empty();
+    debug_assert!(!K::USES_SUM || asum.len() == acts.scales().len());
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut accm = [[0.0f32; T]; R];
     for b in 0..nb {
@@ -521,7 +525,7 @@ unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
         for t in 0..T {
             let idx = (t0 + t) * nb + b;
             let ap = a.add((t0 + t) * a_row + b * ab);
-            let (d, s) = (*ad.add(idx), if has_sum { *asum.as_ptr().add(idx) } else { 0.0 });
+            let (d, s) = (*ad.add(idx), if K::USES_SUM { *asum.as_ptr().add(idx) } else { 0.0 });
             for i in 0..R {
                 K::dot(&preps[i], ap, d, s, &mut acc[i][t], &mut accm[i][t]);
             }

@@ -103,6 +103,8 @@ unsafe fn scale_pair(even_odd: __m256i, k: usize) -> __m256i {
 /// One weight format's AVX2 block kernel.
 pub(crate) trait Kernel {
     const WTYPE: QuantType;
+    /// Whether `dot` reads the activation block's Q8_1 sum `s`.
+    const USES_SUM: bool = false;
     type Prep: Copy;
     /// Unpacks the weight block at `w`.
     unsafe fn prep(w: *const u8) -> Self::Prep;
@@ -138,6 +140,7 @@ impl Kernel for Q4_0 {
 struct Q4_1;
 impl Kernel for Q4_1 {
     const WTYPE: QuantType = QuantType::Q4_1;
+    const USES_SUM: bool = true;
     type Prep = (__m256i, f32, f32);
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Self::Prep {
@@ -182,6 +185,7 @@ impl Kernel for Q5_0 {
 struct Q5_1;
 impl Kernel for Q5_1 {
     const WTYPE: QuantType = QuantType::Q5_1;
+    const USES_SUM: bool = true;
     type Prep = (__m256i, f32, f32);
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Self::Prep {
@@ -504,7 +508,7 @@ unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
     let a_row = nb * ab;
     let ad = acts.scales().as_ptr();
     let asum = acts.sums();
-    let has_sum = !asum.is_empty();
+    debug_assert!(!K::USES_SUM || asum.len() == acts.scales().len());
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut accm = [[0.0f32; T]; R];
     for b in 0..nb {
@@ -521,7 +525,7 @@ unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
         for t in 0..T {
             let idx = (t0 + t) * nb + b;
             let ap = a.add((t0 + t) * a_row + b * ab);
-            let (d, s) = (*ad.add(idx), if has_sum { *asum.as_ptr().add(idx) } else { 0.0 });
+            let (d, s) = (*ad.add(idx), if K::USES_SUM { *asum.as_ptr().add(idx) } else { 0.0 });
             for i in 0..R {
                 K::dot(&preps[i], ap, d, s, &mut acc[i][t], &mut accm[i][t]);
             }
@@ -737,5 +741,114 @@ pub unsafe fn dequantize_32(t: QuantType, src: &[u8], dst: &mut [f32]) {
         QuantType::Q8_0 => dequant32::<8>(src, dst),
         QuantType::Q8_1 => dequant32::<9>(src, dst),
         other => panic!("dequantize avx2: {other} is not a 32-value block format"),
+    }
+}
+
+#[inline(always)]
+unsafe fn hmax_ps(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// `x` rounded values clamped to −127..=127, NaN → 0 (what `f32::clamp` then `as i8` does),
+/// converted to i32.
+#[inline(always)]
+unsafe fn clamp_to_i32(r: __m256) -> __m256i {
+    let c = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127.0)), _mm256_set1_ps(127.0));
+    _mm256_cvttps_epi32(_mm256_and_ps(c, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r)))
+}
+
+/// Four vectors of 8 i32 (each in −127..=127) → 32 bytes in value order.
+#[inline(always)]
+unsafe fn pack_i32_to_i8(q: [__m256i; 4]) -> __m256i {
+    let p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// `round(x)` half away from zero, exactly as `f32::round` (LLVM's own expansion):
+/// `trunc(x + copysign(0.49999997, x))`.
+#[inline(always)]
+unsafe fn round_half_away(x: __m256) -> __m256 {
+    let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
+    let half = _mm256_or_ps(sign, _mm256_set1_ps(f32::from_bits(0x3eff_ffff)));
+    _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(x, half))
+}
+
+#[inline(always)]
+unsafe fn f32_to_f16_bits(x: f32) -> [u8; 2] {
+    let h = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(x));
+    (_mm_extract_epi16::<0>(h) as u16).to_le_bytes()
+}
+
+/// Q8_0 (`with_sum` false, 34-byte blocks) or Q8_1 (true, 36-byte blocks) quantization,
+/// bit-identical to the reference quantizers in `quant::q8_0`/`quant::q8_1`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `x.len()` must be 32 × the blocks in `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8_0_or_1(x: &[f32], out: &mut [u8], with_sum: bool) {
+    let (bb, qs_at) = if with_sum { (36, 4) } else { (34, 2) };
+    for (xs, b) in x.chunks_exact(32).zip(out.chunks_exact_mut(bb)) {
+        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(xs.as_ptr().add(8 * i)));
+        let abs = |v: __m256| _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+        let amax = hmax_ps(_mm256_max_ps(
+            _mm256_max_ps(abs(v[0]), abs(v[1])),
+            _mm256_max_ps(abs(v[2]), abs(v[3])),
+        ));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q: [__m256i; 4] =
+            std::array::from_fn(|i| clamp_to_i32(round_half_away(_mm256_mul_ps(v[i], id))));
+        _mm256_storeu_si256(b.as_mut_ptr().add(qs_at).cast(), pack_i32_to_i8(q));
+        b[..2].copy_from_slice(&f32_to_f16_bits(d));
+        if with_sum {
+            let sum = hsum_epi32(_mm256_add_epi32(
+                _mm256_add_epi32(q[0], q[1]),
+                _mm256_add_epi32(q[2], q[3]),
+            ));
+            b[2..4].copy_from_slice(&f32_to_f16_bits(d * sum as f32));
+        }
+    }
+}
+
+/// Q8_K quantization, bit-identical to the reference in `quant::q8_k`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `x.len()` must be 256 × the blocks in `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+    for (xs, b) in x.chunks_exact(256).zip(out.chunks_exact_mut(292)) {
+        let mut m = _mm256_setzero_ps();
+        for i in 0..32 {
+            m = _mm256_max_ps(
+                m,
+                _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_loadu_ps(xs.as_ptr().add(8 * i))),
+            );
+        }
+        let amax = hmax_ps(m);
+        if amax == 0.0 {
+            b.fill(0);
+            continue;
+        }
+        // the first value of the largest magnitude, keeping its sign
+        let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
+        let iscale = -127.0 / max;
+        let isv = _mm256_set1_ps(iscale);
+        for c in 0..8 {
+            let q: [__m256i; 4] = std::array::from_fn(|i| {
+                let v = _mm256_mul_ps(isv, _mm256_loadu_ps(xs.as_ptr().add(32 * c + 8 * i)));
+                clamp_to_i32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    v,
+                ))
+            });
+            _mm256_storeu_si256(b.as_mut_ptr().add(4 + 32 * c).cast(), pack_i32_to_i8(q));
+            for h in 0..2 {
+                let s = hsum_epi32(_mm256_add_epi32(q[2 * h], q[2 * h + 1]));
+                let at = 260 + 2 * (2 * c + h);
+                b[at..at + 2].copy_from_slice(&(s as i16).to_le_bytes());
+            }
+        }
+        b[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
     }
 }

@@ -155,3 +155,18 @@ pub fn scale_u8_sub(y: &mut [f32], q: &[u8], d: f32, m: f32) {
         yv.copy_from_slice((d * q - m).as_array());
     }
 }
+
+/// `max |x_i|` (0 for an empty slice), with 8 independent running maxima so the compiler
+/// vectorizes it; max is exact, so the result does not depend on the order.
+#[inline(always)]
+pub fn abs_max(xs: &[f32]) -> f32 {
+    let mut m = [0.0f32; 8];
+    let body = xs.len() / 8 * 8;
+    for c in xs[..body].chunks_exact(8) {
+        for i in 0..8 {
+            m[i] = m[i].max(c[i].abs());
+        }
+    }
+    let tail = xs[body..].iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    m.iter().fold(tail, |a, &v| a.max(v))
+}

@@ -9,6 +9,9 @@
 //! - [`quantize_activations`] then [`qmatmul`] (or [`select_qmatmul`] once, then call the
 //!   [`QMatmulFn`]): `y[t, r] = Σ_k w[r, k]·x[t, k]` on the blocks, no dequantization.
 //! - [`f16`]: exact f16/bf16 ↔ f32 conversions.
+//!
+//! A stage picks the qmatmul variant once: `stage.variant(qmatvec_op(wtype)).name` (e.g.
+//! `"avx2"` in the `quantized` stage) → [`select_qmatmul`] → a [`QMatmulFn`] to call per layer.
 
 // Block layouts are defined by index formulas (value i lives at byte f(i)); the loops say so.
 #![allow(clippy::needless_range_loop)]
@@ -35,10 +38,10 @@ mod types;
 use std::fmt;
 
 pub use block::{as_blocks, as_blocks_mut, blocks_as_bytes, Block};
-pub use entries::{op_infos, stage_overrides, variants};
+pub use entries::{dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, variants};
 pub use matmul::{
-    best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations, select_qmatmul,
-    try_quantize_activations, QMatmulFn, QuantizedActs,
+    best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations,
+    quantize_activations_into, select_qmatmul, try_quantize_activations, QMatmulFn, QuantizedActs,
 };
 pub use types::{QuantType, ALL_TYPES};
 

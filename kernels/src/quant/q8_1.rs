@@ -53,12 +53,13 @@ pub fn dequantize_simd(blocks: &[BlockQ8_1], y: &mut [f32]) {
 pub fn quantize(x: &[f32], blocks: &mut [BlockQ8_1]) {
     assert_quant_len(QuantType::Q8_1, x, blocks.len());
     for (xs, b) in x.chunks_exact(32).zip(blocks.iter_mut()) {
-        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let amax = block::abs_max(xs);
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
         for (q, &v) in b.qs.iter_mut().zip(xs) {
-            *q = round_half_away(v * id) as i8;
+            // the clamp only acts when 1/d overflows (blocks of subnormal values)
+            *q = round_half_away(v * id).clamp(-127.0, 127.0) as i8;
             sum += *q as i32;
         }
         b.d = f32_to_f16(d).to_le_bytes();

@@ -306,7 +306,9 @@ fn blocked<K: DotKernel>(
     }
 }
 
-/// Register-blocked `wide::f32x8` dot products (see [`blocked`] for the blocking).
+/// Register-blocked `wide::f32x8` dot products: m = 1 streams W once, 8 rows per pass
+/// against the x vector; m > 1 makes 3×4 output blocks (3 x rows against 4 W rows held in
+/// L1, k split in slices of at most 640).
 pub fn linear_simd(y: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, s: LinearShape) {
     check_shape(y, x, w, bias, s);
     blocked::<WideKernel>(y, x, w, bias, s);

@@ -7,6 +7,7 @@ use gllm_kernels::stage;
 #[test]
 fn every_variant_agrees_with_naive() {
     let mut checked = 0;
+    let mut worst = std::collections::BTreeMap::new();
     for op in registry::ops() {
         let naive = registry::variant(op.name, "naive").expect("every op has a naive variant");
         let mut shapes = (op.shapes)(CaseSet::Test);
@@ -29,14 +30,20 @@ fn every_variant_agrees_with_naive() {
                 let id = registry::case_id(op.name, variant.name, shape);
                 got.check_guards()
                     .unwrap_or_else(|at| panic!("{id}: wrote outside its output at offset {at}"));
-                if let Err(m) =
-                    op.tolerance.check(got.output(), want.output(), magnitude.as_deref())
-                {
-                    panic!("{id}: {m}");
+                match op.tolerance.check(got.output(), want.output(), magnitude.as_deref()) {
+                    Err(m) => panic!("{id}: {m}"),
+                    Ok(a) => {
+                        let e = worst.entry((op.name, variant.name)).or_insert(0.0f64);
+                        *e = e.max(a.worst_error);
+                    }
                 }
                 checked += 1;
             }
         }
+    }
+    for ((op, variant), e) in &worst {
+        let metric = registry::op(op).unwrap().tolerance.metric();
+        eprintln!("{op:>14}/{variant:<15} worst {e:.3e} ({metric})");
     }
     assert!(checked > 0, "the registry produced no case to check");
 }
@@ -57,4 +64,52 @@ fn builtin_stages_resolve_on_this_cpu() {
         stage::resolve_with_force(&stages, &s.name, None)
             .unwrap_or_else(|e| panic!("stage {}: {e}", s.name));
     }
+}
+
+#[test]
+fn every_f32_variant_has_a_typed_entry_point() {
+    for op in gllm_kernels::ops::op_infos() {
+        for v in registry::variants_of(op.name) {
+            if !(v.available)().is_available() {
+                continue;
+            }
+            assert!(
+                gllm_kernels::ops::kernel_set::has_typed_entry(v.op, v.name),
+                "{}/{} is registered but has no select() entry",
+                v.op,
+                v.name
+            );
+        }
+    }
+}
+
+#[test]
+fn kernel_sets_follow_the_stages() {
+    use gllm_kernels::ops::KernelSet;
+    let stages = stage::builtin();
+    let set = |name: &str| {
+        KernelSet::from_stage(&stage::resolve_with_force(&stages, name, None).unwrap())
+    };
+    let naive = set("naive");
+    assert!(naive.names.iter().all(|(_, v)| *v == "naive"), "{naive:?}");
+    let mm = set("matrixmultiply");
+    assert_eq!(mm.variant_of("linear"), Some("matrixmultiply"));
+    assert_eq!(mm.variant_of("rms_norm"), Some("naive"));
+    let simd = set("simd");
+    let fastest_linear = if gllm_kernels::cpu::detected().has_avx2_fma() { "avx2" } else { "simd" };
+    assert_eq!(simd.variant_of("linear"), Some(fastest_linear));
+    assert_eq!(simd.variant_of("attention"), Some("naive"));
+    for (op, v) in simd.names {
+        if op != "linear" && op != "attention" {
+            assert_eq!(v, "simd", "stage simd chose {v} for {op}");
+        }
+    }
+    assert_eq!(set("flash").variant_of("attention"), Some("flash"));
+    // every f32 op of the registry is a field of the set
+    for op in gllm_kernels::ops::op_infos() {
+        assert!(simd.variant_of(op.name).is_some(), "KernelSet has no field for {}", op.name);
+    }
+    // a forced variant reaches the function pointer
+    let forced = stage::resolve_with_force(&stages, "simd", Some("linear=naive")).unwrap();
+    assert_eq!(KernelSet::from_stage(&forced).variant_of("linear"), Some("naive"));
 }

@@ -1,7 +1,19 @@
 //! f32 ops, one file per op. Each file exposes its variants as functions with one
-//! signature over slices, plus `op_info()` and `variants()` for the registry.
+//! signature over slices, a `pub type XxxFn` and `select(variant) -> Option<XxxFn>` for the
+//! model (gathered in [`KernelSet`]), plus `op_infos()` and `variants()` for the registry.
 
+pub mod activations;
+pub mod attention;
 pub mod elementwise;
+pub mod fast_math;
+pub mod kernel_set;
+pub mod layer_norm;
+pub mod linear;
+pub mod rms_norm;
+pub mod rope;
+pub mod softmax;
+
+pub use kernel_set::KernelSet;
 
 use crate::registry::{OpInfo, Variant};
 
@@ -11,19 +23,57 @@ pub const TEST_LENGTHS: [usize; 20] =
 
 /// Every f32 op, in the order tables print them.
 pub fn op_infos() -> Vec<OpInfo> {
-    elementwise::op_infos()
+    let mut ops = linear::op_infos();
+    ops.extend(elementwise::op_infos());
+    ops.extend(activations::op_infos());
+    ops.extend(rms_norm::op_infos());
+    ops.extend(layer_norm::op_infos());
+    ops.extend(rope::op_infos());
+    ops.extend(softmax::op_infos());
+    ops.extend(attention::op_infos());
+    ops
 }
 
 /// Every f32 (op, variant).
 pub fn variants() -> Vec<Variant> {
-    elementwise::variants()
+    let mut v = linear::variants();
+    v.extend(elementwise::variants());
+    v.extend(activations::variants());
+    v.extend(rms_norm::variants());
+    v.extend(layer_norm::variants());
+    v.extend(rope::variants());
+    v.extend(softmax::variants());
+    v.extend(attention::variants());
+    v
 }
 
 /// The f32 variants a built-in stage chooses: `(op, candidates in order of preference)`;
 /// the first candidate available on this CPU wins.
+///
+/// - `matrixmultiply`: linear through `matrixmultiply::sgemm`;
+/// - `simd`: every f32 op's fastest variants (hand-written AVX2 first, then portable `wide`);
+///   attention stays `naive` (flash is its own stage);
+/// - `flash`: attention by online softmax over KV tiles.
 pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
+    const SIMD: &[&str] = &["simd"];
     match stage {
-        "simd" => vec![("add", &["simd"])],
+        "matrixmultiply" => vec![("linear", &["matrixmultiply"])],
+        "simd" => vec![
+            ("linear", &["avx2", "simd"]),
+            ("rms_norm", SIMD),
+            ("layer_norm", SIMD),
+            ("add", SIMD),
+            ("mul", SIMD),
+            ("scale", SIMD),
+            ("sigmoid", SIMD),
+            ("silu", SIMD),
+            ("silu_inplace", SIMD),
+            ("silu_mul", SIMD),
+            ("gelu", SIMD),
+            ("rope", SIMD),
+            ("softmax", SIMD),
+        ],
+        "flash" => vec![("attention", &["flash"])],
         _ => Vec::new(),
     }
 }

@@ -1,1 +1,656 @@
-//! quant_avx2: x86 kernels (filled in by the op files that need them).
+//! AVX2 kernels for the GGUF block formats: integer dots with `vpmaddubsw` (u8 × i8 → i16
+//! pairs) and `vpmaddwd` (i16 × i16 → i32 pairs), f16 scales through F16C.
+//!
+//! Every weight format implements [`Kernel`]: `prep` unpacks one weight block into registers
+//! (quants as bytes, scales as f32 or i16 vectors) and `dot` adds that block's dot with one
+//! activation block to an f32x8 accumulator (and a scalar one for minimum terms). The
+//! driver [`qmatmul`] walks tiles of 4 rows × up to 3 tokens so every prepared weight block
+//! serves every token of the tile.
+//!
+//! `vpmaddubsw` saturates at ±32767: with u8 weights ≤ 63 and i8 activations in −127..=127
+//! no pair can reach it, and for Q4_0/Q5_0/Q8_0 the sign trick (|w| · sign(a, w)) keeps
+//! |w| ≤ 127 as long as the activation quantizer never writes −128 (ggml's never does).
+
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use crate::quant::{QuantType, QuantizedActs};
+
+#[inline(always)]
+unsafe fn f16(p: *const u8) -> f32 {
+    let h = u16::from_le_bytes([*p, *p.add(1)]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// Two consecutive f16 values (e.g. Q4_1's `d`, `m`).
+#[inline(always)]
+unsafe fn f16x2(p: *const u8) -> (f32, f32) {
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p.cast::<i32>())));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
+#[inline(always)]
+unsafe fn loadu(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p.cast())
+}
+
+#[inline(always)]
+unsafe fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+#[inline(always)]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles (values 0..15) then high (16..31).
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let t = _mm_loadu_si128(p.cast());
+    _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f))
+}
+
+/// Bit j of `bits` → byte j = 0xff if set, 0 if clear.
+#[inline(always)]
+unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+    let shuffle =
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuffle);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+/// Σ of u8 × i8 products, 4 adjacent pairs per i32 lane.
+#[inline(always)]
+unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+/// Shift every 16-bit lane right by a run-time count.
+#[inline(always)]
+unsafe fn srl16(v: __m256i, n: u32) -> __m256i {
+    _mm256_srl_epi16(v, _mm_cvtsi32_si128(n as i32))
+}
+
+/// 16 sub-block scales (i16) → 8 vectors, vector k holding scale 2k in its low 128-bit lane
+/// and scale 2k+1 in its high lane (a 32-byte chunk covers two 16-value sub-blocks).
+#[inline(always)]
+unsafe fn pair_scales(sc: &[i16; 16]) -> [__m256i; 8] {
+    std::array::from_fn(|k| {
+        _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]))
+    })
+}
+
+/// One weight format's AVX2 block kernel.
+pub(crate) trait Kernel {
+    const WTYPE: QuantType;
+    type Prep: Copy;
+    /// Unpacks the weight block at `w`.
+    unsafe fn prep(w: *const u8) -> Self::Prep;
+    /// Adds the dot of a prepared weight block and the activation block at `a` (scale `ad`,
+    /// Q8_1 sum `asum`) to `acc` (and minimum terms to `accm`).
+    unsafe fn dot(
+        p: &Self::Prep,
+        a: *const u8,
+        ad: f32,
+        asum: f32,
+        acc: &mut __m256,
+        accm: &mut f32,
+    );
+}
+
+struct Q4_0;
+impl Kernel for Q4_0 {
+    const WTYPE: QuantType = QuantType::Q4_0;
+    type Prep = (__m256i, __m256i, f32);
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Self::Prep {
+        let q = _mm256_sub_epi8(nibbles(w.add(2)), _mm256_set1_epi8(8));
+        (_mm256_sign_epi8(q, q), q, f16(w))
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &Self::Prep, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
+        let s = _mm256_sign_epi8(loadu(a.add(2)), p.1);
+        let sum = _mm256_cvtepi32_ps(dot_u8_i8(p.0, s));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.2 * ad), sum, *acc);
+    }
+}
+
+struct Q4_1;
+impl Kernel for Q4_1 {
+    const WTYPE: QuantType = QuantType::Q4_1;
+    type Prep = (__m256i, f32, f32);
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Self::Prep {
+        let (d, m) = f16x2(w);
+        (nibbles(w.add(4)), d, m)
+    }
+    #[inline(always)]
+    unsafe fn dot(
+        p: &Self::Prep,
+        a: *const u8,
+        ad: f32,
+        asum: f32,
+        acc: &mut __m256,
+        accm: &mut f32,
+    ) {
+        let sum = _mm256_cvtepi32_ps(dot_u8_i8(p.0, loadu(a.add(4))));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.1 * ad), sum, *acc);
+        *accm += p.2 * asum;
+    }
+}
+
+struct Q5_0;
+impl Kernel for Q5_0 {
+    const WTYPE: QuantType = QuantType::Q5_0;
+    type Prep = (__m256i, __m256i, f32);
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Self::Prep {
+        let qh = std::ptr::read_unaligned(w.add(2).cast::<u32>());
+        // a clear 5th bit makes the byte nibble | 0xf0 = nibble − 16 as i8
+        let high = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0u8 as i8));
+        let q = _mm256_or_si256(nibbles(w.add(6)), high);
+        (_mm256_sign_epi8(q, q), q, f16(w))
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &Self::Prep, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
+        let s = _mm256_sign_epi8(loadu(a.add(2)), p.1);
+        let sum = _mm256_cvtepi32_ps(dot_u8_i8(p.0, s));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.2 * ad), sum, *acc);
+    }
+}
+
+struct Q5_1;
+impl Kernel for Q5_1 {
+    const WTYPE: QuantType = QuantType::Q5_1;
+    type Prep = (__m256i, f32, f32);
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Self::Prep {
+        let (d, m) = f16x2(w);
+        let qh = std::ptr::read_unaligned(w.add(4).cast::<u32>());
+        let high = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+        (_mm256_or_si256(nibbles(w.add(8)), high), d, m)
+    }
+    #[inline(always)]
+    unsafe fn dot(
+        p: &Self::Prep,
+        a: *const u8,
+        ad: f32,
+        asum: f32,
+        acc: &mut __m256,
+        accm: &mut f32,
+    ) {
+        let sum = _mm256_cvtepi32_ps(dot_u8_i8(p.0, loadu(a.add(4))));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.1 * ad), sum, *acc);
+        *accm += p.2 * asum;
+    }
+}
+
+struct Q8_0;
+impl Kernel for Q8_0 {
+    const WTYPE: QuantType = QuantType::Q8_0;
+    type Prep = (__m256i, __m256i, f32);
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Self::Prep {
+        let q = loadu(w.add(2));
+        (_mm256_sign_epi8(q, q), q, f16(w))
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &Self::Prep, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
+        let s = _mm256_sign_epi8(loadu(a.add(2)), p.1);
+        let sum = _mm256_cvtepi32_ps(dot_u8_i8(p.0, s));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.2 * ad), sum, *acc);
+    }
+}
+
+/// Q8_K activation block offsets: d f32 at 0, qs at 4, bsums at 260.
+const A_QS: usize = 4;
+const A_BSUMS: usize = 260;
+
+/// Q2_K: 4-bit scales/mins per 16 values; `scales` at 0, `qs` at 16, `d` 80, `dmin` 82.
+struct Q2K;
+#[derive(Clone, Copy)]
+struct PrepQ2K {
+    qs: *const u8,
+    sv: [__m256i; 8],
+    mins: __m256i,
+    d: f32,
+    dmin: f32,
+}
+impl Kernel for Q2K {
+    const WTYPE: QuantType = QuantType::Q2K;
+    type Prep = PrepQ2K;
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> PrepQ2K {
+        let raw = _mm_loadu_si128(w.cast());
+        let sc: [i16; 16] = std::array::from_fn(|j| (*w.add(j) & 0xf) as i16);
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f)));
+        let (d, dmin) = f16x2(w.add(80));
+        PrepQ2K { qs: w.add(16), sv: pair_scales(&sc), mins, d, dmin }
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &PrepQ2K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q2 = loadu(p.qs.add(32 * h));
+            for g in 0..4 {
+                let q = _mm256_and_si256(srl16(q2, 2 * g as u32), _mm256_set1_epi8(3));
+                let y = loadu(a.add(A_QS + 128 * h + 32 * g));
+                sumi = _mm256_add_epi32(
+                    sumi,
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), p.sv[4 * h + g]),
+                );
+            }
+        }
+        let msum = hsum_epi32(_mm256_madd_epi16(loadu(a.add(A_BSUMS)), p.mins));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
+        *accm -= p.dmin * ad * msum as f32;
+    }
+}
+
+/// Q3_K: `hmask` at 0, `qs` at 32, `scales` at 96, `d` at 108.
+struct Q3K;
+#[derive(Clone, Copy)]
+struct PrepQ3K {
+    w: *const u8,
+    sv: [__m256i; 8],
+    d: f32,
+}
+impl Kernel for Q3K {
+    const WTYPE: QuantType = QuantType::Q3K;
+    type Prep = PrepQ3K;
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> PrepQ3K {
+        // ggml's kmask unpacking of the 16 six-bit scales, four at a time
+        let s = w.add(96);
+        let word = |i: usize| {
+            u32::from_le_bytes([
+                *s.add(4 * i),
+                *s.add(4 * i + 1),
+                *s.add(4 * i + 2),
+                *s.add(4 * i + 3),
+            ])
+        };
+        let (a0, a1, t) = (word(0), word(1), word(2));
+        const M1: u32 = 0x0303_0303;
+        const M2: u32 = 0x0f0f_0f0f;
+        let aux = [
+            (a0 & M2) | ((t & M1) << 4),
+            (a1 & M2) | (((t >> 2) & M1) << 4),
+            ((a0 >> 4) & M2) | (((t >> 4) & M1) << 4),
+            ((a1 >> 4) & M2) | (((t >> 6) & M1) << 4),
+        ];
+        let sc: [i16; 16] =
+            std::array::from_fn(|j| ((aux[j / 4] >> (8 * (j % 4))) & 0xff) as i16 - 32);
+        PrepQ3K { w, sv: pair_scales(&sc), d: f16(w.add(108)) }
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &PrepQ3K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
+        let hm = loadu(p.w);
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q2 = loadu(p.w.add(32 + 32 * h));
+            for g in 0..4 {
+                let low = _mm256_and_si256(srl16(q2, 2 * g as u32), _mm256_set1_epi8(3));
+                let hbit = _mm256_and_si256(srl16(hm, (4 * h + g) as u32), _mm256_set1_epi8(1));
+                // 4 where the high bit is clear: q = low − 4·(1 − high)
+                let sub = _mm256_slli_epi16(_mm256_xor_si256(hbit, _mm256_set1_epi8(1)), 2);
+                let y = loadu(a.add(A_QS + 128 * h + 32 * g));
+                let prod =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(low, y), _mm256_maddubs_epi16(sub, y));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, p.sv[4 * h + g]));
+            }
+        }
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
+    }
+}
+
+/// ggml's kmask unpacking of Q4_K/Q5_K's 12 scale bytes: 8 scales then 8 mins.
+#[inline(always)]
+unsafe fn scales_mins_k4(s: *const u8) -> [u8; 16] {
+    let word = |i: usize| {
+        u32::from_le_bytes([*s.add(4 * i), *s.add(4 * i + 1), *s.add(4 * i + 2), *s.add(4 * i + 3)])
+    };
+    const M1: u32 = 0x3f3f_3f3f;
+    const M2: u32 = 0x0f0f_0f0f;
+    const M3: u32 = 0x0303_0303;
+    let (u0, u1, u2) = (word(0), word(1), word(2));
+    let out = [
+        u0 & M1,
+        (u2 & M2) | (((u0 >> 6) & M3) << 4),
+        u1 & M1,
+        ((u2 >> 4) & M2) | (((u1 >> 6) & M3) << 4),
+    ];
+    let mut b = [0u8; 16];
+    for (i, w) in out.iter().enumerate() {
+        b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    b
+}
+
+#[derive(Clone, Copy)]
+struct PrepQ45K {
+    w: *const u8,
+    sc: [i16; 8],
+    mins: __m128i,
+    d: f32,
+    dmin: f32,
+}
+
+/// Σ_j m_j · (bsums[2j] + bsums[2j+1]) for the 8 Q4_K/Q5_K mins.
+#[inline(always)]
+unsafe fn min_sum_k4(mins: __m128i, a: *const u8) -> i32 {
+    let bs = loadu(a.add(A_BSUMS));
+    let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    let s = _mm_madd_epi16(mins, pairs);
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline(always)]
+unsafe fn prep_q45k(w: *const u8) -> PrepQ45K {
+    let b = scales_mins_k4(w.add(4));
+    let sc: [i16; 8] = std::array::from_fn(|j| b[j] as i16);
+    let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(b.as_ptr().add(8).cast()));
+    let (d, dmin) = f16x2(w);
+    PrepQ45K { w, sc, mins, d, dmin }
+}
+
+/// Q4_K: `d`, `dmin` at 0, `scales` at 4, `qs` at 16.
+struct Q4K;
+impl Kernel for Q4K {
+    const WTYPE: QuantType = QuantType::Q4K;
+    type Prep = PrepQ45K;
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> PrepQ45K {
+        prep_q45k(w)
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+        let mut sumi = _mm256_setzero_si256();
+        let mask = _mm256_set1_epi8(0x0f);
+        for c in 0..4 {
+            let q4 = loadu(p.w.add(16 + 32 * c));
+            let lo = _mm256_and_si256(q4, mask);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+            let plo = _mm256_maddubs_epi16(lo, loadu(a.add(A_QS + 64 * c)));
+            let phi = _mm256_maddubs_epi16(hi, loadu(a.add(A_QS + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(p.sc[2 * c])));
+            sumi =
+                _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(p.sc[2 * c + 1])));
+        }
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
+        *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
+    }
+}
+
+/// Q5_K: `d`, `dmin` at 0, `scales` at 4, `qh` at 16, `qs` at 48.
+struct Q5K;
+impl Kernel for Q5K {
+    const WTYPE: QuantType = QuantType::Q5K;
+    type Prep = PrepQ45K;
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> PrepQ45K {
+        prep_q45k(w)
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+        let mut sumi = _mm256_setzero_si256();
+        let mask = _mm256_set1_epi8(0x0f);
+        let one = _mm256_set1_epi8(1);
+        let mut hb = loadu(p.w.add(16));
+        for c in 0..4 {
+            let q4 = loadu(p.w.add(48 + 32 * c));
+            let lo = _mm256_and_si256(q4, mask);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+            let lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+            let hi = _mm256_or_si256(
+                hi,
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4),
+            );
+            hb = _mm256_srli_epi16(hb, 2);
+            let plo = _mm256_maddubs_epi16(lo, loadu(a.add(A_QS + 64 * c)));
+            let phi = _mm256_maddubs_epi16(hi, loadu(a.add(A_QS + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(p.sc[2 * c])));
+            sumi =
+                _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(p.sc[2 * c + 1])));
+        }
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
+        *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
+    }
+}
+
+/// Q6_K: `ql` at 0, `qh` at 128, `scales` at 192, `d` at 208.
+struct Q6K;
+#[derive(Clone, Copy)]
+struct PrepQ6K {
+    w: *const u8,
+    sv: [__m256i; 8],
+    scales: __m256i,
+    d: f32,
+}
+impl Kernel for Q6K {
+    const WTYPE: QuantType = QuantType::Q6K;
+    type Prep = PrepQ6K;
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> PrepQ6K {
+        let raw = _mm_loadu_si128(w.add(192).cast());
+        let sc: [i16; 16] = std::array::from_fn(|j| *w.add(192 + j) as i8 as i16);
+        PrepQ6K { w, sv: pair_scales(&sc), scales: _mm256_cvtepi8_epi16(raw), d: f16(w.add(208)) }
+    }
+    #[inline(always)]
+    unsafe fn dot(p: &PrepQ6K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
+        let mut sumi = _mm256_setzero_si256();
+        let mask = _mm256_set1_epi8(0x0f);
+        for h in 0..2 {
+            let qh = loadu(p.w.add(128 + 32 * h));
+            let ql = [loadu(p.w.add(64 * h)), loadu(p.w.add(64 * h + 32))];
+            for g in 0..4 {
+                let low = if g < 2 {
+                    _mm256_and_si256(ql[g % 2], mask)
+                } else {
+                    _mm256_and_si256(_mm256_srli_epi16(ql[g % 2], 4), mask)
+                };
+                let high = _mm256_and_si256(srl16(qh, 2 * g as u32), _mm256_set1_epi8(3));
+                let q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                let y = loadu(a.add(A_QS + 128 * h + 32 * g));
+                sumi = _mm256_add_epi32(
+                    sumi,
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), p.sv[4 * h + g]),
+                );
+            }
+        }
+        // the −32 offset, Σ_j sc_j · 32 · bsums_j, removed in integers before converting
+        let offset = _mm256_madd_epi16(loadu(a.add(A_BSUMS)), p.scales);
+        let sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(offset, 5));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
+    }
+}
+
+/// One tile: rows `r0..r0+R` × tokens `t0..t0+T`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    acts: &QuantizedActs,
+    nb: usize,
+    y: *mut f32,
+    y_stride: usize,
+    r0: usize,
+    t0: usize,
+) {
+    let wb = K::WTYPE.block_bytes();
+    let ab = acts.ty().block_bytes();
+    let a = acts.blocks().as_ptr();
+    let a_row = nb * ab;
+    let ad = acts.scales().as_ptr();
+    let asum = acts.sums();
+    let has_sum = !asum.is_empty();
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut accm = [[0.0f32; T]; R];
+    for b in 0..nb {
+        let preps: [K::Prep; R] =
+            std::array::from_fn(|i| K::prep(w.add((r0 + i) * row_bytes + b * wb)));
+        for t in 0..T {
+            let idx = (t0 + t) * nb + b;
+            let ap = a.add((t0 + t) * a_row + b * ab);
+            let (d, s) = (*ad.add(idx), if has_sum { *asum.as_ptr().add(idx) } else { 0.0 });
+            for i in 0..R {
+                K::dot(&preps[i], ap, d, s, &mut acc[i][t], &mut accm[i][t]);
+            }
+        }
+    }
+    for i in 0..R {
+        for t in 0..T {
+            *y.add((t0 + t) * y_stride + r0 + i) = hsum_ps(acc[i][t]) + accm[i][t];
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows<K: Kernel, const R: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    acts: &QuantizedActs,
+    nb: usize,
+    y: *mut f32,
+    y_stride: usize,
+    r0: usize,
+) {
+    let m = acts.m();
+    let mut t = 0;
+    while t + 3 <= m {
+        tile::<K, R, 3>(w, row_bytes, acts, nb, y, y_stride, r0, t);
+        t += 3;
+    }
+    match m - t {
+        2 => tile::<K, R, 2>(w, row_bytes, acts, nb, y, y_stride, r0, t),
+        1 => tile::<K, R, 1>(w, row_bytes, acts, nb, y, y_stride, r0, t),
+        _ => {}
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run<K: Kernel>(
+    weights: &[u8],
+    n_rows: usize,
+    k: usize,
+    acts: &QuantizedActs,
+    y: &mut [f32],
+    y_stride: usize,
+) {
+    let nb = k / K::WTYPE.block_elems();
+    let row_bytes = nb * K::WTYPE.block_bytes();
+    let (w, yp) = (weights.as_ptr(), y.as_mut_ptr());
+    let mut r = 0;
+    while r + 4 <= n_rows {
+        rows::<K, 4>(w, row_bytes, acts, nb, yp, y_stride, r);
+        r += 4;
+    }
+    while r < n_rows {
+        rows::<K, 1>(w, row_bytes, acts, nb, yp, y_stride, r);
+        r += 1;
+    }
+}
+
+/// `y[t·y_stride + r] = Σ w[r]·x[t]` for every row and token.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C, and the arguments must satisfy
+/// `crate::quant::matmul::check_qmatmul` (the caller checks both).
+pub unsafe fn qmatmul(
+    weights: &[u8],
+    wtype: QuantType,
+    n_rows: usize,
+    k: usize,
+    acts: &QuantizedActs,
+    y: &mut [f32],
+    y_stride: usize,
+) {
+    match wtype {
+        QuantType::Q4_0 => run::<Q4_0>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q4_1 => run::<Q4_1>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q5_0 => run::<Q5_0>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q5_1 => run::<Q5_1>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q8_0 => run::<Q8_0>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q2K => run::<Q2K>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q3K => run::<Q3K>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q4K => run::<Q4K>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q5K => run::<Q5K>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q6K => run::<Q6K>(weights, n_rows, k, acts, y, y_stride),
+        other => panic!("qmatmul avx2: {other} has no quantized dot product"),
+    }
+}
+
+/// F16 → f32 with F16C, 8 values per `vcvtph2ps`, the tail one at a time.
+///
+/// # Safety
+/// The CPU must have F16C and AVX; `dst.len() == src.len() / 2`.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn f16_to_f32_row(src: &[u8], dst: &mut [f32]) {
+    let n = dst.len();
+    let body = n / 8 * 8;
+    for i in (0..body).step_by(8) {
+        let h = _mm_loadu_si128(src.as_ptr().add(2 * i).cast());
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+    }
+    for i in body..n {
+        dst[i] = f16(src.as_ptr().add(2 * i));
+    }
+}
+
+/// Reads an activation block's scale and (Q8_1) sum from its bytes.
+#[inline(always)]
+unsafe fn act_scale(t: QuantType, a: *const u8) -> (f32, f32) {
+    match t {
+        QuantType::Q8K => (std::ptr::read_unaligned(a.cast::<f32>()), 0.0),
+        QuantType::Q8_1 => f16x2(a),
+        _ => (f16(a), 0.0),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot1<K: Kernel>(w: &[u8], a: &[u8]) -> f32 {
+    let act = K::WTYPE.activation_type().expect("a weight type");
+    let (wb, ab) = (K::WTYPE.block_bytes(), act.block_bytes());
+    let mut acc = _mm256_setzero_ps();
+    let mut accm = 0.0f32;
+    for b in 0..w.len() / wb {
+        let p = K::prep(w.as_ptr().add(b * wb));
+        let ap = a.as_ptr().add(b * ab);
+        let (d, s) = act_scale(act, ap);
+        K::dot(&p, ap, d, s, &mut acc, &mut accm);
+    }
+    hsum_ps(acc) + accm
+}
+
+/// One dot product of a weight row and an activation row (blocks as bytes).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `w` and `a` must hold the same number of blocks of
+/// `wtype` and its activation type (the caller checks).
+pub unsafe fn vec_dot(wtype: QuantType, w: &[u8], a: &[u8]) -> f32 {
+    match wtype {
+        QuantType::Q4_0 => dot1::<Q4_0>(w, a),
+        QuantType::Q4_1 => dot1::<Q4_1>(w, a),
+        QuantType::Q5_0 => dot1::<Q5_0>(w, a),
+        QuantType::Q5_1 => dot1::<Q5_1>(w, a),
+        QuantType::Q8_0 => dot1::<Q8_0>(w, a),
+        QuantType::Q2K => dot1::<Q2K>(w, a),
+        QuantType::Q3K => dot1::<Q3K>(w, a),
+        QuantType::Q4K => dot1::<Q4K>(w, a),
+        QuantType::Q5K => dot1::<Q5K>(w, a),
+        QuantType::Q6K => dot1::<Q6K>(w, a),
+        other => panic!("vec_dot avx2: {other} has no quantized dot product"),
+    }
+}

@@ -1,22 +1,341 @@
-//! GGUF block formats: one file per format (layout, quantize, dequantize, vec_dot).
+//! GGUF block formats: one file per format (layout drawn in a comment, reference
+//! quantization, dequantization, quantized dot products), the quantized matmul driver, and
+//! their registry entries.
+//!
+//! The typed API the model calls:
+//! - [`dequantize_row`] (fastest variant) / [`dequantize_row_variant`]: blocks → f32.
+//! - [`quantize_row`]: f32 → blocks (ggml's reference quantizers).
+//! - [`QuantType::activation_type`]: the activation format each weight format pairs with.
+//! - [`quantize_activations`] then [`qmatmul`] (or [`select_qmatmul`] once, then call the
+//!   [`QMatmulFn`]): `y[t, r] = Σ_k w[r, k]·x[t, k]` on the blocks, no dequantization.
+//! - [`f16`]: exact f16/bf16 ↔ f32 conversions.
 
+// Block layouts are defined by index formulas (value i lives at byte f(i)); the loops say so.
+#![allow(clippy::needless_range_loop)]
+
+pub mod block;
+mod entries;
+pub mod f16;
+pub mod matmul;
+pub mod q2_k;
+pub mod q3_k;
+pub mod q4_0;
+pub mod q4_1;
+pub mod q4_k;
+pub mod q5_0;
+pub mod q5_1;
+pub mod q5_k;
+pub mod q6_k;
+pub mod q8_0;
+pub mod q8_1;
+pub mod q8_k;
+pub mod random;
 mod types;
 
+use std::fmt;
+
+pub use block::{as_blocks, as_blocks_mut, blocks_as_bytes, Block};
+pub use entries::{op_infos, stage_overrides, variants};
+pub use matmul::{
+    best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations, select_qmatmul,
+    try_quantize_activations, QMatmulFn, QuantizedActs,
+};
 pub use types::{QuantType, ALL_TYPES};
 
-use crate::registry::{OpInfo, Variant};
+/// The weight formats with a quantized dot product, in id order.
+pub const WEIGHT_TYPES: [QuantType; 10] = [
+    QuantType::Q4_0,
+    QuantType::Q4_1,
+    QuantType::Q5_0,
+    QuantType::Q5_1,
+    QuantType::Q8_0,
+    QuantType::Q2K,
+    QuantType::Q3K,
+    QuantType::Q4K,
+    QuantType::Q5K,
+    QuantType::Q6K,
+];
 
-/// Every block-format op (dequantization per format, dot products, quantized matvec).
-pub fn op_infos() -> Vec<OpInfo> {
-    Vec::new()
+/// The formats [`dequantize_row`] handles, in id order.
+pub const DEQUANT_TYPES: [QuantType; 14] = [
+    QuantType::F16,
+    QuantType::Q4_0,
+    QuantType::Q4_1,
+    QuantType::Q5_0,
+    QuantType::Q5_1,
+    QuantType::Q8_0,
+    QuantType::Q8_1,
+    QuantType::Q2K,
+    QuantType::Q3K,
+    QuantType::Q4K,
+    QuantType::Q5K,
+    QuantType::Q6K,
+    QuantType::Q8K,
+    QuantType::BF16,
+];
+
+/// The formats [`quantize_row`] can produce.
+pub const QUANTIZE_TYPES: [QuantType; 12] = [
+    QuantType::F16,
+    QuantType::Q4_0,
+    QuantType::Q4_1,
+    QuantType::Q5_0,
+    QuantType::Q5_1,
+    QuantType::Q8_0,
+    QuantType::Q8_1,
+    QuantType::Q3K,
+    QuantType::Q4K,
+    QuantType::Q6K,
+    QuantType::Q8K,
+    QuantType::BF16,
+];
+
+/// A misuse of the block-format API caught at its boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuantError {
+    /// A row of `elems` values is not a whole number of `block_elems`-value blocks.
+    NotWholeBlocks { ty: QuantType, elems: usize, block_elems: usize },
+    /// A byte buffer is not the size the element count implies.
+    ByteLength { ty: QuantType, what: &'static str, expected: usize, got: usize },
+    /// An f32 buffer is not the length the block count implies.
+    ValueLength { ty: QuantType, what: &'static str, expected: usize, got: usize },
+    /// The type has no such operation here.
+    Unsupported { ty: QuantType, what: &'static str },
 }
 
-/// Every block-format (op, variant).
-pub fn variants() -> Vec<Variant> {
-    Vec::new()
+impl fmt::Display for QuantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuantError::NotWholeBlocks { ty, elems, block_elems } => write!(
+                f,
+                "{ty}: a row of {elems} values is not a whole number of {block_elems}-value blocks"
+            ),
+            QuantError::ByteLength { ty, what, expected, got } => {
+                write!(f, "{ty}: {what} has {got} bytes, expected {expected}")
+            }
+            QuantError::ValueLength { ty, what, expected, got } => {
+                write!(f, "{ty}: {what} has {got} values, expected {expected}")
+            }
+            QuantError::Unsupported { ty, what } => write!(f, "{ty}: no {what} for this type"),
+        }
+    }
 }
 
-/// The block-format variants a built-in stage chooses (see [`crate::ops::stage_overrides`]).
-pub fn stage_overrides(_stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
-    Vec::new()
+impl std::error::Error for QuantError {}
+
+/// Checks that `src` holds whole blocks of `t` and that `dst` has their values.
+pub fn check_dequant(t: QuantType, src: &[u8], dst: &[f32]) -> Result<(), QuantError> {
+    if !DEQUANT_TYPES.contains(&t) && t != QuantType::F32 {
+        return Err(QuantError::Unsupported { ty: t, what: "dequantization" });
+    }
+    if src.len() % t.block_bytes() != 0 {
+        return Err(QuantError::ByteLength {
+            ty: t,
+            what: "the source (not whole blocks)",
+            expected: src.len() / t.block_bytes() * t.block_bytes(),
+            got: src.len(),
+        });
+    }
+    let values = src.len() / t.block_bytes() * t.block_elems();
+    if dst.len() != values {
+        return Err(QuantError::ValueLength {
+            ty: t,
+            what: "the output",
+            expected: values,
+            got: dst.len(),
+        });
+    }
+    Ok(())
+}
+
+/// A dequantizer over bytes: `(src blocks, dst values)`.
+pub type DequantFn = fn(&[u8], &mut [f32]);
+
+fn f32_copy(src: &[u8], dst: &mut [f32]) {
+    for (y, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        *y = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+}
+
+macro_rules! dequant_fn {
+    ($module:ident, $func:ident) => {
+        |src: &[u8], dst: &mut [f32]| $module::$func(as_blocks(src), dst)
+    };
+}
+
+/// The dequantizer of `t` named `variant` (`naive`, `simd`, `avx2` where one exists), if it
+/// exists and runs on this CPU.
+pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
+    let f: DequantFn = match (t, variant) {
+        (QuantType::F32, "naive" | "simd") => f32_copy,
+        (QuantType::F16, "naive") => f16::dequantize_f16_naive,
+        (QuantType::F16, "simd") => f16::dequantize_f16_simd,
+        (QuantType::F16, "avx2") => {
+            let cpu = crate::cpu::detected();
+            if !(cpu.has_avx2_fma() && cpu.f16c) {
+                return None;
+            }
+            f16::dequantize_f16_avx2
+        }
+        (QuantType::BF16, "naive") => f16::dequantize_bf16_naive,
+        (QuantType::BF16, "simd") => f16::dequantize_bf16_simd,
+        (QuantType::Q4_0, "naive") => dequant_fn!(q4_0, dequantize_naive),
+        (QuantType::Q4_0, "simd") => dequant_fn!(q4_0, dequantize_simd),
+        (QuantType::Q4_1, "naive") => dequant_fn!(q4_1, dequantize_naive),
+        (QuantType::Q4_1, "simd") => dequant_fn!(q4_1, dequantize_simd),
+        (QuantType::Q5_0, "naive") => dequant_fn!(q5_0, dequantize_naive),
+        (QuantType::Q5_0, "simd") => dequant_fn!(q5_0, dequantize_simd),
+        (QuantType::Q5_1, "naive") => dequant_fn!(q5_1, dequantize_naive),
+        (QuantType::Q5_1, "simd") => dequant_fn!(q5_1, dequantize_simd),
+        (QuantType::Q8_0, "naive") => dequant_fn!(q8_0, dequantize_naive),
+        (QuantType::Q8_0, "simd") => dequant_fn!(q8_0, dequantize_simd),
+        (QuantType::Q8_1, "naive") => dequant_fn!(q8_1, dequantize_naive),
+        (QuantType::Q8_1, "simd") => dequant_fn!(q8_1, dequantize_simd),
+        (QuantType::Q2K, "naive") => dequant_fn!(q2_k, dequantize_naive),
+        (QuantType::Q2K, "simd") => dequant_fn!(q2_k, dequantize_simd),
+        (QuantType::Q3K, "naive") => dequant_fn!(q3_k, dequantize_naive),
+        (QuantType::Q3K, "simd") => dequant_fn!(q3_k, dequantize_simd),
+        (QuantType::Q4K, "naive") => dequant_fn!(q4_k, dequantize_naive),
+        (QuantType::Q4K, "simd") => dequant_fn!(q4_k, dequantize_simd),
+        (QuantType::Q5K, "naive") => dequant_fn!(q5_k, dequantize_naive),
+        (QuantType::Q5K, "simd") => dequant_fn!(q5_k, dequantize_simd),
+        (QuantType::Q6K, "naive") => dequant_fn!(q6_k, dequantize_naive),
+        (QuantType::Q6K, "simd") => dequant_fn!(q6_k, dequantize_simd),
+        (QuantType::Q8K, "naive") => dequant_fn!(q8_k, dequantize_naive),
+        (QuantType::Q8K, "simd") => dequant_fn!(q8_k, dequantize_simd),
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// The fastest dequantizer of `t` available here (`avx2` where one exists, else `simd`).
+pub fn best_dequant_fn(t: QuantType) -> Option<DequantFn> {
+    dequant_fn(t, "avx2").or_else(|| dequant_fn(t, "simd"))
+}
+
+/// Dequantizes a row of blocks of type `t` (as they sit in a GGUF tensor, any alignment) into
+/// `dst`, with the fastest variant available on this CPU.
+///
+/// Panics, naming the type and the lengths, if `src` is not whole blocks, `dst` is not their
+/// value count, or `t` cannot be dequantized (see [`try_dequantize_row`] for a `Result`).
+pub fn dequantize_row(t: QuantType, src: &[u8], dst: &mut [f32]) {
+    try_dequantize_row(t, src, dst).unwrap_or_else(|e| panic!("dequantize_row: {e}"));
+}
+
+/// [`dequantize_row`] returning the contract violation as an error.
+pub fn try_dequantize_row(t: QuantType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+    check_dequant(t, src, dst)?;
+    let f = best_dequant_fn(t).ok_or(QuantError::Unsupported { ty: t, what: "dequantization" })?;
+    f(src, dst);
+    Ok(())
+}
+
+/// [`dequantize_row`] with a named variant (`naive`, `simd`, `avx2`); panics if that variant
+/// does not exist for `t` or cannot run here.
+pub fn dequantize_row_variant(t: QuantType, variant: &str, src: &[u8], dst: &mut [f32]) {
+    check_dequant(t, src, dst).unwrap_or_else(|e| panic!("dequantize_row: {e}"));
+    let f = dequant_fn(t, variant)
+        .unwrap_or_else(|| panic!("dequantize_row: {t} has no variant `{variant}` available here"));
+    f(src, dst);
+}
+
+/// Quantizes `src` into blocks of `t` in `dst` with ggml's reference quantizer (Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q8_0, Q8_1, Q8_K) or a reference-quality one (Q3_K, Q4_K, Q6_K; ggml's
+/// `*_ref` algorithms), or converts to F16/BF16.
+pub fn quantize_row(t: QuantType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let bytes = t.row_bytes(src.len())?;
+    if dst.len() != bytes {
+        return Err(QuantError::ByteLength {
+            ty: t,
+            what: "the output",
+            expected: bytes,
+            got: dst.len(),
+        });
+    }
+    match t {
+        QuantType::F16 => f16::quantize_f16(src, dst),
+        QuantType::BF16 => f16::quantize_bf16(src, dst),
+        QuantType::Q4_0 => q4_0::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q4_1 => q4_1::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q5_0 => q5_0::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q5_1 => q5_1::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q8_0 => q8_0::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q8_1 => q8_1::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q3K => q3_k::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q4K => q4_k::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q6K => q6_k::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q8K => q8_k::quantize(src, as_blocks_mut(dst)),
+        _ => return Err(QuantError::Unsupported { ty: t, what: "quantizer" }),
+    }
+    Ok(())
+}
+
+/// A quantized dot product over bytes: `(weight blocks, activation blocks) → Σ w·a`.
+pub type DotFn = fn(&[u8], &[u8]) -> f32;
+
+macro_rules! dot_fn {
+    ($module:ident, $func:ident) => {
+        |w: &[u8], a: &[u8]| $module::$func(as_blocks(w), as_blocks(a))
+    };
+}
+
+/// The `naive` or `simd` dot product of weight format `w` with its activation format.
+pub fn dot_fn(w: QuantType, variant: &str) -> Option<DotFn> {
+    let f: DotFn = match (w, variant) {
+        (QuantType::Q4_0, "naive") => dot_fn!(q4_0, vec_dot_q4_0_q8_0_naive),
+        (QuantType::Q4_0, "simd") => dot_fn!(q4_0, vec_dot_q4_0_q8_0_simd),
+        (QuantType::Q4_1, "naive") => dot_fn!(q4_1, vec_dot_q4_1_q8_1_naive),
+        (QuantType::Q4_1, "simd") => dot_fn!(q4_1, vec_dot_q4_1_q8_1_simd),
+        (QuantType::Q5_0, "naive") => dot_fn!(q5_0, vec_dot_q5_0_q8_0_naive),
+        (QuantType::Q5_0, "simd") => dot_fn!(q5_0, vec_dot_q5_0_q8_0_simd),
+        (QuantType::Q5_1, "naive") => dot_fn!(q5_1, vec_dot_q5_1_q8_1_naive),
+        (QuantType::Q5_1, "simd") => dot_fn!(q5_1, vec_dot_q5_1_q8_1_simd),
+        (QuantType::Q8_0, "naive") => dot_fn!(q8_0, vec_dot_q8_0_q8_0_naive),
+        (QuantType::Q8_0, "simd") => dot_fn!(q8_0, vec_dot_q8_0_q8_0_simd),
+        (QuantType::Q2K, "naive") => dot_fn!(q2_k, vec_dot_q2_k_q8_k_naive),
+        (QuantType::Q2K, "simd") => dot_fn!(q2_k, vec_dot_q2_k_q8_k_simd),
+        (QuantType::Q3K, "naive") => dot_fn!(q3_k, vec_dot_q3_k_q8_k_naive),
+        (QuantType::Q3K, "simd") => dot_fn!(q3_k, vec_dot_q3_k_q8_k_simd),
+        (QuantType::Q4K, "naive") => dot_fn!(q4_k, vec_dot_q4_k_q8_k_naive),
+        (QuantType::Q4K, "simd") => dot_fn!(q4_k, vec_dot_q4_k_q8_k_simd),
+        (QuantType::Q5K, "naive") => dot_fn!(q5_k, vec_dot_q5_k_q8_k_naive),
+        (QuantType::Q5K, "simd") => dot_fn!(q5_k, vec_dot_q5_k_q8_k_simd),
+        (QuantType::Q6K, "naive") => dot_fn!(q6_k, vec_dot_q6_k_q8_k_naive),
+        (QuantType::Q6K, "simd") => dot_fn!(q6_k, vec_dot_q6_k_q8_k_simd),
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// One quantized dot product `Σ w_i·a_i` of a weight row (blocks of `w`) and an activation
+/// row (blocks of `w.activation_type()`), with a named variant (`naive`, `simd`, `avx2`,
+/// `avx512`). Panics naming the lengths if the rows disagree, or if the variant does not
+/// exist or cannot run here.
+pub fn vec_dot(w: QuantType, variant: &str, weights: &[u8], acts: &[u8]) -> f32 {
+    let a =
+        w.activation_type().unwrap_or_else(|| panic!("vec_dot: {w} has no quantized dot product"));
+    let nb = weights.len() / w.block_bytes();
+    assert!(
+        weights.len() % w.block_bytes() == 0 && acts.len() == nb * a.block_bytes(),
+        "vec_dot {w} x {a}: {} weight bytes and {} activation bytes are not the same whole number of blocks",
+        weights.len(),
+        acts.len()
+    );
+    match variant {
+        "naive" | "simd" => {
+            dot_fn(w, variant).expect("every weight type has naive and simd")(weights, acts)
+        }
+        "avx2" => {
+            assert!(
+                select_qmatmul("avx2").is_some(),
+                "vec_dot: variant `avx2` is not available on this CPU"
+            );
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2/FMA/F16C are present (checked) and the block counts agree (asserted).
+            return unsafe { crate::arch::quant_avx2::vec_dot(w, weights, acts) };
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!()
+        }
+        _ => panic!("vec_dot: unknown variant `{variant}`"),
+    }
 }

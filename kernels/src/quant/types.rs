@@ -146,6 +146,30 @@ impl QuantType {
     pub fn is_block(self) -> bool {
         self.block_elems() > 1
     }
+
+    /// The activation format a weight format's quantized dot product pairs with (ggml's
+    /// `vec_dot_type`): Q4_0, Q5_0, Q8_0 → Q8_0; Q4_1, Q5_1 → Q8_1; K-quants → Q8_K. `None` for
+    /// types without a quantized dot product here (f32, f16, bf16, integers, Q8_1, Q8_K).
+    pub fn activation_type(self) -> Option<QuantType> {
+        match self {
+            QuantType::Q4_0 | QuantType::Q5_0 | QuantType::Q8_0 => Some(QuantType::Q8_0),
+            QuantType::Q4_1 | QuantType::Q5_1 => Some(QuantType::Q8_1),
+            QuantType::Q2K | QuantType::Q3K | QuantType::Q4K | QuantType::Q5K | QuantType::Q6K => {
+                Some(QuantType::Q8K)
+            }
+            _ => None,
+        }
+    }
+
+    /// Bytes of one row of `elems` values, or an error naming the type and the lengths when
+    /// `elems` is not a whole number of blocks.
+    pub fn row_bytes(self, elems: usize) -> Result<usize, super::QuantError> {
+        let per = self.block_elems();
+        if elems % per != 0 {
+            return Err(super::QuantError::NotWholeBlocks { ty: self, elems, block_elems: per });
+        }
+        Ok(elems / per * self.block_bytes())
+    }
 }
 
 impl fmt::Display for QuantType {

@@ -1,0 +1,195 @@
+//! The tokenizer on tiny hand-built vocabularies written with the GGUF writer (no model file).
+
+use gllm_model::gguf::{GgufFile, GgufWriter, Value, ValueType};
+use gllm_model::tokenizer::{Tokenizer, TokenizerError};
+
+const CONTROL: i32 = 3;
+const USER_DEFINED: i32 = 4;
+
+struct Vocab {
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    merges: Vec<String>,
+    pre: &'static str,
+}
+
+fn byte_char(b: u8) -> char {
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
+    if printable(b as u32) {
+        return b as char;
+    }
+    let n = (0..b as u32).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + n).unwrap()
+}
+
+impl Vocab {
+    fn new(pre: &'static str, merges: &[&str]) -> Self {
+        let mut v = Vocab { tokens: vec![], types: vec![], merges: vec![], pre };
+        for (t, ty) in [
+            ("<|endoftext|>", CONTROL),
+            ("<|im_start|>", CONTROL),
+            ("<|im_end|>", CONTROL),
+            ("<|im", CONTROL),
+            ("<tool>", USER_DEFINED),
+        ] {
+            v.tokens.push(t.into());
+            v.types.push(ty);
+        }
+        for b in 0..=255u8 {
+            v.tokens.push(byte_char(b).to_string());
+            v.types.push(1);
+        }
+        for m in merges {
+            v.merges.push(m.to_string());
+            let merged = m.replace(' ', "");
+            if !v.tokens.contains(&merged) {
+                v.tokens.push(merged);
+                v.types.push(1);
+            }
+        }
+        v
+    }
+
+    fn writer(&self) -> GgufWriter {
+        let strings = |xs: &[String]| {
+            Value::Array(ValueType::String, xs.iter().map(|s| Value::String(s.clone())).collect())
+        };
+        let mut w = GgufWriter::new();
+        w.add("tokenizer.ggml.model", Value::String("gpt2".into()));
+        w.add("tokenizer.ggml.pre", Value::String(self.pre.into()));
+        w.add("tokenizer.ggml.tokens", strings(&self.tokens));
+        w.add(
+            "tokenizer.ggml.token_type",
+            Value::Array(ValueType::I32, self.types.iter().map(|&t| Value::I32(t)).collect()),
+        );
+        w.add("tokenizer.ggml.merges", strings(&self.merges));
+        w.add("tokenizer.ggml.bos_token_id", Value::U32(1));
+        w.add("tokenizer.ggml.eos_token_id", Value::U32(2));
+        w
+    }
+
+    fn build(&self) -> Tokenizer {
+        Tokenizer::from_gguf(&file(&self.writer())).unwrap()
+    }
+}
+
+fn file(w: &GgufWriter) -> GgufFile {
+    GgufFile::from_bytes(w.to_bytes().unwrap(), "tiny.gguf").unwrap()
+}
+
+fn texts(tok: &Tokenizer, ids: &[u32]) -> Vec<String> {
+    ids.iter().map(|&id| tok.token_text(id).unwrap().to_string()).collect()
+}
+
+#[test]
+fn merges_apply_by_rank_and_ties_go_left_to_right() {
+    let tok = Vocab::new("gpt2", &["l l", "h e", "he ll", "hell o", "a a"]).build();
+    assert_eq!(texts(&tok, &tok.encode("hello", false)), ["hello"]);
+    // "e l" is not a merge, so "hel" stays he + l
+    assert_eq!(texts(&tok, &tok.encode("hel", false)), ["he", "l"]);
+    assert_eq!(texts(&tok, &tok.encode("aaa", false)), ["aa", "a"]);
+    assert_eq!(texts(&tok, &tok.encode("aaaaa", false)), ["aa", "aa", "a"]);
+    // a space is the byte character Ġ; with no "Ġ h" merge it stays alone
+    assert_eq!(texts(&tok, &tok.encode("hello hello", false)), ["hello", "Ġ", "hello"]);
+}
+
+#[test]
+fn pre_tokenizer_follows_tokenizer_ggml_pre() {
+    let gpt2 = Vocab::new("gpt2", &["Ġ 1", "1 2"]).build();
+    let smollm = Vocab::new("smollm", &["Ġ 1", "1 2"]).build();
+    assert_eq!(texts(&gpt2, &gpt2.encode("a 12", false)), ["a", "Ġ1", "2"]);
+    assert_eq!(texts(&smollm, &smollm.encode("a 12", false)), ["a", "Ġ", "1", "2"]);
+    assert_eq!(texts(&gpt2, &gpt2.encode("12", false)), ["12"]);
+}
+
+#[test]
+fn special_tokens_longest_first_only_when_asked_user_defined_always() {
+    let tok = Vocab::new("gpt2", &[]).build();
+    let text = "<|im_start|>x<tool><|im";
+    let with = tok.encode(text, true);
+    assert_eq!(texts(&tok, &with), ["<|im_start|>", "x", "<tool>", "<|im"]);
+    let without = tok.encode(text, false);
+    assert!(without.contains(&4), "user-defined <tool> is parsed even without special");
+    assert!(!without.contains(&1) && !without.contains(&3));
+    assert_eq!(tok.decode(&without, false).unwrap(), text);
+    assert_eq!(tok.decode(&with, true).unwrap(), text);
+    // control tokens are silent unless decoding with special
+    assert_eq!(tok.decode(&with, false).unwrap(), "x<tool>");
+    assert!(tok.encode("", true).is_empty());
+}
+
+#[test]
+fn bytes_round_trip_and_missing_byte_tokens_are_dropped() {
+    let tok = Vocab::new("smollm", &[]).build();
+    let all: String = (1..128u8).map(char::from).collect::<String>() + "ünï🦀";
+    let ids = tok.encode(&all, false);
+    assert_eq!(tok.decode(&ids, false).unwrap(), all);
+    let mut v = Vocab::new("gpt2", &[]);
+    let nul = v.tokens.iter().position(|t| t == "Ā").unwrap();
+    v.tokens[nul] = "unused".into();
+    let tok = v.build();
+    assert_eq!(tok.decode(&tok.encode("\0x\0", false), false).unwrap(), "x");
+}
+
+#[test]
+fn stream_decoder_holds_split_characters() {
+    let tok = Vocab::new("gpt2", &[]).build();
+    let ids = tok.encode("é🦀", false);
+    assert_eq!(ids.len(), 6);
+    let mut s = tok.stream_decoder(false);
+    let parts: Vec<String> = ids.iter().map(|&id| s.push(id).unwrap()).collect();
+    assert_eq!(parts, ["", "é", "", "", "", "🦀"]);
+    assert_eq!(s.finish(), "");
+}
+
+fn error(w: &GgufWriter) -> String {
+    match Tokenizer::from_gguf(&file(w)) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_tokenizer_metadata_gives_errors_naming_the_key() {
+    let v = Vocab::new("gpt2", &["h e"]);
+    let mut w = v.writer();
+    w.add("tokenizer.ggml.model", Value::String("llama".into()));
+    let e = error(&w);
+    assert!(
+        e.contains("tokenizer.ggml.model") && e.contains("llama") && e.contains("tiny.gguf"),
+        "{e}"
+    );
+    let mut w = v.writer();
+    w.add("tokenizer.ggml.pre", Value::String("qwen2".into()));
+    let e = error(&w);
+    assert!(e.contains("tokenizer.ggml.pre") && e.contains("qwen2") && e.contains("smollm"), "{e}");
+    let mut w = v.writer();
+    w.add(
+        "tokenizer.ggml.merges",
+        Value::Array(ValueType::String, vec![Value::String("he".into())]),
+    );
+    assert!(error(&w).contains("merge 0 \"he\""), "{}", error(&w));
+    let mut w = v.writer();
+    w.add("tokenizer.ggml.token_type", Value::Array(ValueType::I32, vec![Value::I32(1)]));
+    assert!(error(&w).contains("1 types for"), "{}", error(&w));
+    let mut w = v.writer();
+    w.add(
+        "tokenizer.ggml.token_type",
+        Value::Array(ValueType::I32, vec![Value::I32(9); v.tokens.len()]),
+    );
+    assert!(error(&w).contains("unknown type 9"), "{}", error(&w));
+    let mut w = v.writer();
+    w.add("tokenizer.ggml.eos_token_id", Value::U32(1_000_000));
+    assert!(error(&w).contains("tokenizer.ggml.eos_token_id"), "{}", error(&w));
+    let mut w = v.writer();
+    w.add("tokenizer.ggml.tokens", Value::Array(ValueType::I32, vec![]));
+    assert!(error(&w).contains("ARRAY[INT32]"), "{}", error(&w));
+    let mut w = GgufWriter::new();
+    w.add("tokenizer.ggml.model", Value::String("gpt2".into()));
+    assert!(error(&w).contains("tokenizer.ggml.pre` is missing"), "{}", error(&w));
+    let tok = v.build();
+    assert!(matches!(tok.decode(&[u32::MAX], false), Err(TokenizerError::UnknownId { .. })));
+    assert!(tok.chat_template().unwrap_err().to_string().contains("no chat template"));
+}

@@ -1,4 +1,13 @@
-//! One criterion group per registered op, its variants side by side at the model shapes.
+//! One criterion group per registered op, its variants side by side at the model shapes
+//! (SmolLM2-135M), throughput set in the op's unit.
+//!
+//! `cargo bench -p gllm-kernels --bench ops -- linear` runs one op; criterion's own flags
+//! (`--warm-up-time`, `--measurement-time`, `--sample-size`) override the short defaults
+//! below. Compute-bound ops report `Throughput::Elements(flops)`, so criterion's "elem/s"
+//! reads as FLOP/s; memory-bound ops report bytes (GB/s). Every case is prepared once and
+//! run in place repeatedly: the registry guarantees such runs are numerically stationary.
+
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gllm_kernels::registry::{self, CaseSet, Unit};
@@ -15,6 +24,7 @@ fn bench_registry(c: &mut Criterion) {
             };
             for variant in registry::variants_of(op.name) {
                 if !(variant.available)().is_available() {
+                    eprintln!("skip {}/{}: not available on this CPU", op.name, variant.name);
                     continue;
                 }
                 let mut case = (op.prepare)(&shape, 1);
@@ -27,5 +37,18 @@ fn bench_registry(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_registry);
+/// ~150 (op, variant, shape) cases: short defaults keep a full run to a few minutes.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(20)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_registry
+}
 criterion_main!(benches);

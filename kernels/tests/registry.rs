@@ -113,3 +113,38 @@ fn kernel_sets_follow_the_stages() {
     let forced = stage::resolve_with_force(&stages, "simd", Some("linear=naive")).unwrap();
     assert_eq!(KernelSet::from_stage(&forced).variant_of("linear"), Some("naive"));
 }
+
+/// Benchmarks run a prepared case over and over: the output must not drift into
+/// infinities, NaN or subnormals (which would change what is timed).
+#[test]
+fn repeated_runs_are_numerically_stationary() {
+    for op in registry::ops() {
+        for shape in (op.shapes)(CaseSet::Model) {
+            for variant in registry::variants_of(op.name) {
+                // naive is the slowest and shares its case handling with the others
+                if variant.name == "naive" || !(variant.available)().is_available() {
+                    continue;
+                }
+                let id = registry::case_id(op.name, variant.name, &shape);
+                let mut case = (op.prepare)(&shape, 7);
+                let count = |c: &registry::Case| {
+                    let out = c.output();
+                    (
+                        out.iter().filter(|v| !v.is_finite()).count(),
+                        out.iter().filter(|v| v.is_subnormal()).count(),
+                    )
+                };
+                (variant.run)(&mut case);
+                let first = count(&case);
+                for _ in 0..25 {
+                    (variant.run)(&mut case);
+                }
+                let last = count(&case);
+                assert!(
+                    last.0 <= first.0 && last.1 <= first.1,
+                    "{id}: non-finite/subnormal outputs went from {first:?} to {last:?} over 25 runs"
+                );
+            }
+        }
+    }
+}

@@ -1,5 +1,12 @@
 //! gllm-model: GGUF reader, BPE tokenizer and a llama forward pass whose every op runs
 //! through a `gllm_kernels::stage::ResolvedStage`.
+//!
+//! - [`gguf`]: [`gguf::GgufFile`] (v2/v3, memory-mapped; typed metadata accessors; raw tensor
+//!   bytes), [`gguf::GgufWriter`] (v3, atomic), [`gguf::info_text`] / [`gguf::info_json`].
+//! - [`tokenizer`]: [`tokenizer::Tokenizer`] (byte-level BPE from the file's metadata, as
+//!   llama.cpp tokenizes), streaming decoding, the ChatML chat template.
+//! - [`config`]: [`config::LlamaConfig`], the hyper-parameters from the metadata.
+//! - [`sampler`]: greedy and seeded temperature / top-k / top-p / repetition-penalty sampling.
 
 pub mod config;
 pub mod gguf;

@@ -164,6 +164,13 @@ fn missing_file_is_an_io_error_naming_the_path() {
     let e = GgufFile::open("/nonexistent/dir/x.gguf").unwrap_err();
     assert!(matches!(e, GgufError::Io { .. }));
     assert!(e.to_string().contains("/nonexistent/dir/x.gguf"));
+    // a directory and an empty file: clean errors too
+    let dir = tempfile::tempdir().unwrap();
+    assert!(GgufFile::open(dir.path()).is_err());
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    let e = GgufFile::open(&empty).unwrap_err().to_string();
+    assert!(e.contains("empty.gguf") && e.contains("truncated"), "{e}");
 }
 
 #[test]
@@ -173,10 +180,18 @@ fn info_text_and_json_describe_the_file() {
     assert!(text.contains("version:     3"), "{text}");
     assert!(text.contains("fixture.u32 (UINT32) = 4000000000"), "{text}");
     assert!(text.contains("q4_k") && text.contains("[256, 64]"), "{text}");
-    let json = gllm_model::gguf::info_json(&f);
+    let json = gllm_model::gguf::info_json(&f, None);
     assert_eq!(json["version"], 3);
     assert_eq!(json["metadata"]["fixture.array_str"]["value"], serde_json::json!(["a", "", "ccc"]));
     assert_eq!(json["metadata"]["fixture.array_str"]["type"], "ARRAY[STRING]");
     assert_eq!(json["tensors"].as_array().unwrap().len(), 12);
     assert_eq!(json["tensors"][1]["type"], "q4_1");
+    assert_eq!(json["metadata"]["fixture.array_str"]["len"], 3);
+    let short = gllm_model::gguf::info_json(&f, Some(2));
+    assert_eq!(short["metadata"]["fixture.array_str"]["value"], serde_json::json!(["a", ""]));
+    assert_eq!(short["metadata"]["fixture.array_str"]["truncated"], true);
+    assert_eq!(short["metadata"]["fixture.array_str"]["len"], 3);
+    assert_eq!(short["metadata"]["fixture.array_i32"]["value"], serde_json::json!([1, -2]));
+    let long = gllm_model::gguf::info_json(&f, Some(3));
+    assert!(long["metadata"]["fixture.array_i32"].get("truncated").is_none());
 }

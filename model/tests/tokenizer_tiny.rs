@@ -96,6 +96,18 @@ fn merges_apply_by_rank_and_ties_go_left_to_right() {
 }
 
 #[test]
+fn encode_prompt_adds_bos_only_when_the_file_says_so() {
+    let v = Vocab::new("gpt2", &[]);
+    let tok = v.build();
+    assert!(!tok.add_bos());
+    assert_eq!(tok.encode_prompt("a", false), tok.encode("a", false));
+    let mut w = v.writer();
+    w.add("tokenizer.ggml.add_bos_token", Value::Bool(true));
+    let tok = Tokenizer::from_gguf(&file(&w)).unwrap();
+    assert_eq!(tok.encode_prompt("a", false), [vec![1], tok.encode("a", false)].concat());
+}
+
+#[test]
 fn pre_tokenizer_follows_tokenizer_ggml_pre() {
     let gpt2 = Vocab::new("gpt2", &["Ġ 1", "1 2"]).build();
     let smollm = Vocab::new("smollm", &["Ġ 1", "1 2"]).build();

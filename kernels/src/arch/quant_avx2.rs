@@ -79,13 +79,25 @@ unsafe fn srl16(v: __m256i, n: u32) -> __m256i {
     _mm256_srl_epi16(v, _mm_cvtsi32_si128(n as i32))
 }
 
-/// 16 sub-block scales (i16) → 8 vectors, vector k holding scale 2k in its low 128-bit lane
-/// and scale 2k+1 in its high lane (a 32-byte chunk covers two 16-value sub-blocks).
+/// 16 sub-block scales (bytes, i8 if `signed`) → i16 vector with the even-numbered scales in
+/// the low 128-bit lane and the odd-numbered ones in the high lane (see [`scale_pair`]).
 #[inline(always)]
-unsafe fn pair_scales(sc: &[i16; 16]) -> [__m256i; 8] {
-    std::array::from_fn(|k| {
-        _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]))
-    })
+unsafe fn even_odd_scales(raw: __m128i, signed: bool) -> __m256i {
+    let split =
+        _mm_shuffle_epi8(raw, _mm_set_epi8(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0));
+    if signed {
+        _mm256_cvtepi8_epi16(split)
+    } else {
+        _mm256_cvtepu8_epi16(split)
+    }
+}
+
+/// Scale 2k broadcast over the low lane and scale 2k+1 over the high lane (a 32-byte chunk
+/// covers two 16-value sub-blocks), from [`even_odd_scales`].
+#[inline(always)]
+unsafe fn scale_pair(even_odd: __m256i, k: usize) -> __m256i {
+    let lo = (2 * k) as i16;
+    _mm256_shuffle_epi8(even_odd, _mm256_set1_epi16(((lo + 1) << 8) | lo))
 }
 
 /// One weight format's AVX2 block kernel.
@@ -219,7 +231,7 @@ struct Q2K;
 #[derive(Clone, Copy)]
 struct PrepQ2K {
     qs: *const u8,
-    sv: [__m256i; 8],
+    scales: __m256i,
     mins: __m256i,
     d: f32,
     dmin: f32,
@@ -230,10 +242,11 @@ impl Kernel for Q2K {
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> PrepQ2K {
         let raw = _mm_loadu_si128(w.cast());
-        let sc: [i16; 16] = std::array::from_fn(|j| (*w.add(j) & 0xf) as i16);
-        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f)));
+        let low4 = _mm_set1_epi8(0x0f);
+        let scales = even_odd_scales(_mm_and_si128(raw, low4), false);
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
         let (d, dmin) = f16x2(w.add(80));
-        PrepQ2K { qs: w.add(16), sv: pair_scales(&sc), mins, d, dmin }
+        PrepQ2K { qs: w.add(16), scales, mins, d, dmin }
     }
     #[inline(always)]
     unsafe fn dot(p: &PrepQ2K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
@@ -243,10 +256,8 @@ impl Kernel for Q2K {
             for g in 0..4 {
                 let q = _mm256_and_si256(srl16(q2, 2 * g as u32), _mm256_set1_epi8(3));
                 let y = loadu(a.add(A_QS + 128 * h + 32 * g));
-                sumi = _mm256_add_epi32(
-                    sumi,
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), p.sv[4 * h + g]),
-                );
+                let sc = scale_pair(p.scales, 4 * h + g);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc));
             }
         }
         let msum = hsum_epi32(_mm256_madd_epi16(loadu(a.add(A_BSUMS)), p.mins));
@@ -260,7 +271,7 @@ struct Q3K;
 #[derive(Clone, Copy)]
 struct PrepQ3K {
     w: *const u8,
-    sv: [__m256i; 8],
+    scales: __m256i,
     d: f32,
 }
 impl Kernel for Q3K {
@@ -270,26 +281,18 @@ impl Kernel for Q3K {
     unsafe fn prep(w: *const u8) -> PrepQ3K {
         // ggml's kmask unpacking of the 16 six-bit scales, four at a time
         let s = w.add(96);
-        let word = |i: usize| {
-            u32::from_le_bytes([
-                *s.add(4 * i),
-                *s.add(4 * i + 1),
-                *s.add(4 * i + 2),
-                *s.add(4 * i + 3),
-            ])
-        };
+        let word = |i: usize| std::ptr::read_unaligned(s.add(4 * i).cast::<u32>());
         let (a0, a1, t) = (word(0), word(1), word(2));
         const M1: u32 = 0x0303_0303;
         const M2: u32 = 0x0f0f_0f0f;
-        let aux = [
-            (a0 & M2) | ((t & M1) << 4),
-            (a1 & M2) | (((t >> 2) & M1) << 4),
-            ((a0 >> 4) & M2) | (((t >> 4) & M1) << 4),
-            ((a1 >> 4) & M2) | (((t >> 6) & M1) << 4),
-        ];
-        let sc: [i16; 16] =
-            std::array::from_fn(|j| ((aux[j / 4] >> (8 * (j % 4))) & 0xff) as i16 - 32);
-        PrepQ3K { w, sv: pair_scales(&sc), d: f16(w.add(108)) }
+        let raw = _mm_set_epi32(
+            (((a1 >> 4) & M2) | (((t >> 6) & M1) << 4)) as i32,
+            (((a0 >> 4) & M2) | (((t >> 4) & M1) << 4)) as i32,
+            ((a1 & M2) | (((t >> 2) & M1) << 4)) as i32,
+            ((a0 & M2) | ((t & M1) << 4)) as i32,
+        );
+        let scales = _mm256_sub_epi16(even_odd_scales(raw, false), _mm256_set1_epi16(32));
+        PrepQ3K { w, scales, d: f16(w.add(108)) }
     }
     #[inline(always)]
     unsafe fn dot(p: &PrepQ3K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
@@ -299,49 +302,53 @@ impl Kernel for Q3K {
             let q2 = loadu(p.w.add(32 + 32 * h));
             for g in 0..4 {
                 let low = _mm256_and_si256(srl16(q2, 2 * g as u32), _mm256_set1_epi8(3));
-                let hbit = _mm256_and_si256(srl16(hm, (4 * h + g) as u32), _mm256_set1_epi8(1));
                 // 4 where the high bit is clear: q = low − 4·(1 − high)
-                let sub = _mm256_slli_epi16(_mm256_xor_si256(hbit, _mm256_set1_epi8(1)), 2);
+                let hbit = srl16(hm, (4 * h + g) as u32);
+                let sub = _mm256_slli_epi16(_mm256_andnot_si256(hbit, _mm256_set1_epi8(1)), 2);
                 let y = loadu(a.add(A_QS + 128 * h + 32 * g));
                 let prod =
                     _mm256_sub_epi16(_mm256_maddubs_epi16(low, y), _mm256_maddubs_epi16(sub, y));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, p.sv[4 * h + g]));
+                let sc = scale_pair(p.scales, 4 * h + g);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, sc));
             }
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
     }
 }
 
-/// ggml's kmask unpacking of Q4_K/Q5_K's 12 scale bytes: 8 scales then 8 mins.
+/// ggml's kmask unpacking of Q4_K/Q5_K's 12 scale bytes: bytes 0..8 the scales, 8..16 the
+/// mins.
 #[inline(always)]
-unsafe fn scales_mins_k4(s: *const u8) -> [u8; 16] {
-    let word = |i: usize| {
-        u32::from_le_bytes([*s.add(4 * i), *s.add(4 * i + 1), *s.add(4 * i + 2), *s.add(4 * i + 3)])
-    };
+unsafe fn scales_mins_k4(s: *const u8) -> __m128i {
+    let word = |i: usize| std::ptr::read_unaligned(s.add(4 * i).cast::<u32>());
     const M1: u32 = 0x3f3f_3f3f;
     const M2: u32 = 0x0f0f_0f0f;
     const M3: u32 = 0x0303_0303;
     let (u0, u1, u2) = (word(0), word(1), word(2));
-    let out = [
-        u0 & M1,
-        (u2 & M2) | (((u0 >> 6) & M3) << 4),
-        u1 & M1,
-        ((u2 >> 4) & M2) | (((u1 >> 6) & M3) << 4),
-    ];
-    let mut b = [0u8; 16];
-    for (i, w) in out.iter().enumerate() {
-        b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
-    }
-    b
+    _mm_set_epi32(
+        (((u2 >> 4) & M2) | (((u1 >> 6) & M3) << 4)) as i32,
+        (u1 & M1) as i32,
+        ((u2 & M2) | (((u0 >> 6) & M3) << 4)) as i32,
+        (u0 & M1) as i32,
+    )
 }
 
 #[derive(Clone, Copy)]
 struct PrepQ45K {
     w: *const u8,
-    sc: [i16; 8],
+    /// the 8 scales as i16, in both 128-bit lanes
+    scales: __m256i,
+    /// the 8 mins as i16
     mins: __m128i,
     d: f32,
     dmin: f32,
+}
+
+/// Sub-block `j`'s scale broadcast over all 16 i16 lanes.
+#[inline(always)]
+unsafe fn scale_k4(scales: __m256i, j: usize) -> __m256i {
+    let lo = (2 * j) as i16;
+    _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((lo + 1) << 8) | lo))
 }
 
 /// Σ_j m_j · (bsums[2j] + bsums[2j+1]) for the 8 Q4_K/Q5_K mins.
@@ -357,11 +364,11 @@ unsafe fn min_sum_k4(mins: __m128i, a: *const u8) -> i32 {
 
 #[inline(always)]
 unsafe fn prep_q45k(w: *const u8) -> PrepQ45K {
-    let b = scales_mins_k4(w.add(4));
-    let sc: [i16; 8] = std::array::from_fn(|j| b[j] as i16);
-    let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(b.as_ptr().add(8).cast()));
+    let sm = scales_mins_k4(w.add(4));
+    let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    let mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
     let (d, dmin) = f16x2(w);
-    PrepQ45K { w, sc, mins, d, dmin }
+    PrepQ45K { w, scales, mins, d, dmin }
 }
 
 /// Q4_K: `d`, `dmin` at 0, `scales` at 4, `qs` at 16.
@@ -383,9 +390,8 @@ impl Kernel for Q4K {
             let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
             let plo = _mm256_maddubs_epi16(lo, loadu(a.add(A_QS + 64 * c)));
             let phi = _mm256_maddubs_epi16(hi, loadu(a.add(A_QS + 64 * c + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(p.sc[2 * c])));
-            sumi =
-                _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(p.sc[2 * c + 1])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, scale_k4(p.scales, 2 * c)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, scale_k4(p.scales, 2 * c + 1)));
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
         *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
@@ -419,9 +425,8 @@ impl Kernel for Q5K {
             hb = _mm256_srli_epi16(hb, 2);
             let plo = _mm256_maddubs_epi16(lo, loadu(a.add(A_QS + 64 * c)));
             let phi = _mm256_maddubs_epi16(hi, loadu(a.add(A_QS + 64 * c + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(p.sc[2 * c])));
-            sumi =
-                _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(p.sc[2 * c + 1])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, scale_k4(p.scales, 2 * c)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, scale_k4(p.scales, 2 * c + 1)));
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
         *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
@@ -433,7 +438,7 @@ struct Q6K;
 #[derive(Clone, Copy)]
 struct PrepQ6K {
     w: *const u8,
-    sv: [__m256i; 8],
+    pairs: __m256i,
     scales: __m256i,
     d: f32,
 }
@@ -443,8 +448,12 @@ impl Kernel for Q6K {
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> PrepQ6K {
         let raw = _mm_loadu_si128(w.add(192).cast());
-        let sc: [i16; 16] = std::array::from_fn(|j| *w.add(192 + j) as i8 as i16);
-        PrepQ6K { w, sv: pair_scales(&sc), scales: _mm256_cvtepi8_epi16(raw), d: f16(w.add(208)) }
+        PrepQ6K {
+            w,
+            pairs: even_odd_scales(raw, true),
+            scales: _mm256_cvtepi8_epi16(raw),
+            d: f16(w.add(208)),
+        }
     }
     #[inline(always)]
     unsafe fn dot(p: &PrepQ6K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
@@ -462,10 +471,8 @@ impl Kernel for Q6K {
                 let high = _mm256_and_si256(srl16(qh, 2 * g as u32), _mm256_set1_epi8(3));
                 let q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
                 let y = loadu(a.add(A_QS + 128 * h + 32 * g));
-                sumi = _mm256_add_epi32(
-                    sumi,
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), p.sv[4 * h + g]),
-                );
+                let sc = scale_pair(p.pairs, 4 * h + g);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc));
             }
         }
         // the −32 offset, Σ_j sc_j · 32 · bsums_j, removed in integers before converting

@@ -34,14 +34,33 @@ const P3: f32 = 4.166_579_6e-2;
 const P4: f32 = 1.666_666_5e-1;
 const P5: f32 = 0.5;
 
+/// Upper end of the fast path: `n = round(x·log2 e) ≤ 127`, so `2^n` is one exponent field.
+const FAST_PATH_MAX_X: f32 = 88.0;
+
 /// `e^x` on eight lanes; error bound and saturation range in the module docs.
+///
+/// When every lane is in `[FAST_EXP_MIN_X, 88]` (the common case: activations, softmax
+/// after max subtraction) one exponent-field scaling suffices; otherwise the whole vector
+/// takes [`fast_exp_full_range`].
 #[inline(always)]
 pub fn fast_exp(x: f32x8) -> f32x8 {
-    let lo = f32x8::splat(FAST_EXP_MIN_X);
-    let hi = f32x8::splat(FAST_EXP_MAX_X);
-    let xc = x.fast_max(lo).fast_min(hi);
-    let n = (xc * f32x8::splat(LOG2_E)).round();
-    let r = n.mul_neg_add(f32x8::splat(LN2_HI), xc);
+    // NaN compares false, so NaN lanes take the full-range path.
+    let in_range =
+        x.simd_ge(f32x8::splat(FAST_EXP_MIN_X)) & x.simd_le(f32x8::splat(FAST_PATH_MAX_X));
+    if in_range.all() {
+        let ni: i32x8 = (x * f32x8::splat(LOG2_E)).fast_round_int();
+        let e_r = exp_reduced(x, ni.round_float());
+        let scale: f32x8 = wide::bytemuck::cast((ni + i32x8::splat(127)) << 23);
+        e_r * scale
+    } else {
+        fast_exp_full_range(x)
+    }
+}
+
+/// `e^r` with `r = x − n·ln 2` (|r| ≤ ln2/2): `1 + r + r²·P(r)`.
+#[inline(always)]
+fn exp_reduced(x: f32x8, n: f32x8) -> f32x8 {
+    let r = n.mul_neg_add(f32x8::splat(LN2_HI), x);
     let r = n.mul_neg_add(f32x8::splat(LN2_LO), r);
     let mut p = f32x8::splat(P0);
     p = p.mul_add(r, f32x8::splat(P1));
@@ -50,8 +69,22 @@ pub fn fast_exp(x: f32x8) -> f32x8 {
     p = p.mul_add(r, f32x8::splat(P4));
     p = p.mul_add(r, f32x8::splat(P5));
     let r2 = r * r;
-    let e_r = p.mul_add(r2, r) + f32x8::ONE;
-    let ni: i32x8 = n.fast_round_int();
+    p.mul_add(r2, r) + f32x8::ONE
+}
+
+/// [`fast_exp`] for any input: clamps, splits `2^n` in two factors (n = 128 and n = −126
+/// stay representable) and applies the saturation rules.
+#[inline(never)]
+pub fn fast_exp_full_range(x: f32x8) -> f32x8 {
+    let lo = f32x8::splat(FAST_EXP_MIN_X);
+    let hi = f32x8::splat(FAST_EXP_MAX_X);
+    // maxps/minps return their second operand when either is NaN: with x second, a NaN
+    // input flows through the whole computation and comes out NaN (no final select, which
+    // LLVM may turn into a microcoded masked store in in-place loops).
+    let xc = hi.fast_min(lo.fast_max(x));
+    // cvtps2dq rounds to nearest (the default MXCSR mode) in one instruction; |n| ≤ 128.
+    let ni: i32x8 = (xc * f32x8::splat(LOG2_E)).fast_round_int();
+    let e_r = exp_reduced(xc, ni.round_float());
     let n1 = ni >> 1;
     let n2 = ni - n1;
     let bias = i32x8::splat(127);
@@ -59,8 +92,7 @@ pub fn fast_exp(x: f32x8) -> f32x8 {
     let s2: f32x8 = wide::bytemuck::cast((n2 + bias) << 23);
     let y = e_r * s1 * s2;
     let y = x.simd_lt(lo).select(f32x8::ZERO, y);
-    let y = x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y);
-    x.is_nan().select(x, y)
+    x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y)
 }
 
 /// [`fast_exp`] of one value (the same arithmetic in lane 0), for tails and tests.
@@ -83,6 +115,30 @@ pub fn fast_exp_slice(x: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both paths compute the same `e^r` and scale by the same power of two (split in two
+    /// exact factors on the full-range path), so they agree bit for bit on the fast range.
+    #[test]
+    fn full_range_path_matches_fast_path_bitwise() {
+        let mut x = FAST_EXP_MIN_X;
+        while x <= FAST_PATH_MAX_X {
+            let v = f32x8::from([
+                x,
+                x + 0.01,
+                x + 0.02,
+                x + 0.03,
+                x + 0.04,
+                x + 0.05,
+                x + 0.06,
+                x + 0.07,
+            ]);
+            let v = v.fast_min(f32x8::splat(FAST_PATH_MAX_X));
+            let fast = fast_exp(v).to_array().map(f32::to_bits);
+            let full = fast_exp_full_range(v).to_array().map(f32::to_bits);
+            assert_eq!(fast, full, "at x = {x}");
+            x += 0.0813;
+        }
+    }
 
     #[test]
     fn exact_at_small_integers_and_saturates() {

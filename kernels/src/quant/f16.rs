@@ -4,7 +4,8 @@
 //! f16:  s eeeee mmmmmmmmmm        bias 15; e=0: subnormal m·2^-24; e=31: inf (m=0) / NaN
 //! bf16: s eeeeeeee mmmmmmm        the top 16 bits of an f32
 //! ```
-//! f16 → f32 and bf16 → f32 are exact. f32 → f16 rounds to nearest, ties to even, overflow to
+//! f16 → f32 and bf16 → f32 are exact (an f16 NaN becomes a quiet f32 NaN with the same
+//! payload, as F16C does). f32 → f16 rounds to nearest, ties to even, overflow to
 //! ±inf, and a NaN stays a NaN with the quiet bit set and the top mantissa bits kept (what
 //! F16C's `vcvtps2ph` does, which ggml uses on x86). f32 → bf16 is ggml's/gguf-py's rule:
 //! round to nearest even on the dropped 16 bits; a NaN keeps its top bits and is forced quiet.
@@ -20,7 +21,9 @@ pub fn f16_to_f32(h: u16) -> f32 {
     let magnitude = match exp {
         // ±0 and subnormals m·2^-24: exact in f32 (m < 2^10)
         0 => (man as f32 * (1.0 / 16_777_216.0)).to_bits(),
-        31 => 0x7f80_0000 | (man << 13),
+        // inf; a NaN keeps its payload and is made quiet, as F16C's vcvtph2ps does
+        31 if man == 0 => 0x7f80_0000,
+        31 => 0x7fc0_0000 | (man << 13),
         _ => ((exp + 112) << 23) | (man << 13),
     };
     f32::from_bits(sign | magnitude)
@@ -109,7 +112,11 @@ pub fn dequantize_f16_simd(src: &[u8], dst: &mut [f32]) {
         for (y, h) in ys.iter_mut().zip(hs.chunks_exact(2)) {
             let h = u16::from_le_bytes([h[0], h[1]]) as u32;
             let scaled = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
-            let special = if h & 0x7c00 == 0x7c00 { 0x7f80_0000 } else { 0 };
+            let special = match (h & 0x7c00 == 0x7c00, h & 0x3ff != 0) {
+                (false, _) => 0,
+                (true, false) => 0x7f80_0000,
+                (true, true) => 0x7fc0_0000,
+            };
             *y = f32::from_bits(scaled.to_bits() | special | ((h & 0x8000) << 16));
         }
     }

@@ -56,13 +56,29 @@ pub fn info_text(file: &GgufFile) -> String {
     out
 }
 
-/// The same summary as JSON: every metadata value in full (arrays included), every tensor.
-pub fn info_json(file: &GgufFile) -> serde_json::Value {
+/// The same summary as JSON. Each metadata entry is `{"type", "value"}`, arrays add `"len"`;
+/// with `array_limit = Some(n)`, arrays longer than `n` keep only their first `n` items in
+/// `"value"` (and `"truncated": true`), so a 49 152-token vocabulary need not be printed.
+pub fn info_json(file: &GgufFile, array_limit: Option<usize>) -> serde_json::Value {
     let metadata: serde_json::Map<String, serde_json::Value> = file
         .metadata()
         .iter()
         .map(|(k, v)| {
-            (k.clone(), serde_json::json!({"type": v.type_description(), "value": v.to_json()}))
+            let mut entry = serde_json::json!({"type": v.type_description()});
+            match v {
+                Value::Array(_, items) => {
+                    let keep = array_limit.map_or(items.len(), |n| n.min(items.len()));
+                    let head: Vec<serde_json::Value> =
+                        items[..keep].iter().map(Value::to_json).collect();
+                    entry["len"] = items.len().into();
+                    entry["value"] = head.into();
+                    if keep < items.len() {
+                        entry["truncated"] = true.into();
+                    }
+                }
+                other => entry["value"] = other.to_json(),
+            }
+            (k.clone(), entry)
         })
         .collect();
     let tensors: Vec<serde_json::Value> = file

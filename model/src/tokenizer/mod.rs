@@ -329,6 +329,18 @@ impl Tokenizer {
         out
     }
 
+    /// What a model is fed for `text`: [`Tokenizer::encode`], preceded by the BOS token when
+    /// the file asks for one (`tokenizer.ggml.add_bos_token`), as llama.cpp's
+    /// `llama_tokenize(…, add_special = true, …)`.
+    pub fn encode_prompt(&self, text: &str, parse_special: bool) -> Vec<u32> {
+        let mut ids = Vec::new();
+        if let (true, Some(bos)) = (self.add_bos, self.bos) {
+            ids.push(bos);
+        }
+        ids.extend(self.encode(text, parse_special));
+        ids
+    }
+
     /// Split `text` at every occurrence of a special token, longest tokens first (each token
     /// splits the text fragments the longer ones left), as llama.cpp's partitioning does.
     fn partition_specials(&self, text: &str, parse_special: bool) -> Vec<Fragment> {

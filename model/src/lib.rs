@@ -10,5 +10,8 @@
 
 pub mod config;
 pub mod gguf;
+pub mod llama;
 pub mod sampler;
 pub mod tokenizer;
+
+pub use llama::{Model, ModelError, ModelOptions};

@@ -9,9 +9,11 @@
 //! - [`sampler`]: greedy and seeded temperature / top-k / top-p / repetition-penalty sampling.
 
 pub mod config;
+pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod sampler;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use llama::{Model, ModelError, ModelOptions};

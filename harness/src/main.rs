@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gllm_kernels::{cpu, registry, stage};
 
+mod model_commands;
+
 /// Exit codes are an API: 0 pass, 1 confirmed regression, 2 inconclusive, 3 usage or
 /// harness error.
 #[derive(Parser)]
@@ -20,6 +22,13 @@ enum Command {
     ///
     /// Example: gllm-bench list
     List,
+    /// Generate text with a GGUF model through one stage (prefill and decode tokens/s).
+    Generate(model_commands::GenerateArgs),
+    /// Tokenize text with a GGUF file's vocabulary.
+    Tokenize(model_commands::TokenizeArgs),
+    /// Inspect or extract GGUF files.
+    #[command(subcommand)]
+    Gguf(model_commands::GgufCommand),
 }
 
 fn list() {
@@ -56,6 +65,20 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::List => list(),
+        Command::Generate(args) => return model_exit(model_commands::run_generate(&args)),
+        Command::Tokenize(args) => return model_exit(model_commands::run_tokenize(&args)),
+        Command::Gguf(command) => return model_exit(model_commands::run_gguf(&command)),
     }
     ExitCode::SUCCESS
+}
+
+/// Exit code 3 with the message for a failed model command.
+fn model_exit(result: Result<(), model_commands::ModelCommandError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
 }

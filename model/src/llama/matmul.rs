@@ -93,7 +93,43 @@ impl PartBuffers {
     }
 }
 
-/// `y[..m·n] = x·Wᵀ` over the pool. `acts` must have been prepared for `w` from `x`.
+/// Rows `r` of `w` against `x: [m, k]` (or its quantized form `acts`) into `out`, row stride
+/// `stride`.
+#[allow(clippy::too_many_arguments)]
+fn compute_rows(
+    linear: LinearFn,
+    file: &GgufFile,
+    w: &Matrix,
+    x: &[f32],
+    acts: &QuantizedActs,
+    m: usize,
+    r: std::ops::Range<usize>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let k = w.cols;
+    match &w.data {
+        MatrixData::F32(wv) => {
+            let shape = LinearShape { m, n: r.len(), k, y_stride: stride };
+            linear(out, &x[..m * k], &wv[r.start * k..r.end * k], None, shape)
+        }
+        MatrixData::Blocks { info, qmatmul, .. } => {
+            let bytes = file.tensor_data(info);
+            let row_bytes = bytes.len() / w.rows.max(1);
+            qmatmul(
+                &bytes[r.start * row_bytes..r.end * row_bytes],
+                w.file_type,
+                r.len(),
+                k,
+                acts,
+                out,
+                stride,
+            )
+        }
+    }
+}
+
+/// `y[..m·n] = x·Wᵀ` over the pool (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub fn project(
     pool: &ThreadPool,
@@ -112,31 +148,8 @@ pub fn project(
     acts.prepare(w, x, m);
     let acts = &acts.quantized;
     let parts = pool.threads().min(n.div_ceil(ROW_ALIGN)).max(1);
-    // One part's computation: rows `r` of W into `out` (row stride `stride`).
-    let weights: WeightRef = match &w.data {
-        MatrixData::F32(v) => WeightRef::F32(v),
-        MatrixData::Blocks { info, qmatmul, .. } => {
-            WeightRef::Blocks(file.tensor_data(info), *qmatmul, w.file_type)
-        }
-    };
-    let row_bytes = match weights {
-        WeightRef::Blocks(bytes, ..) => bytes.len() / n.max(1),
-        WeightRef::F32(_) => 0,
-    };
-    let compute = |r: std::ops::Range<usize>, out: &mut [f32], stride: usize| match weights {
-        WeightRef::F32(wv) => {
-            let shape = LinearShape { m, n: r.len(), k, y_stride: stride };
-            linear(out, x, &wv[r.start * k..r.end * k], None, shape)
-        }
-        WeightRef::Blocks(bytes, qmatmul, ty) => qmatmul(
-            &bytes[r.start * row_bytes..r.end * row_bytes],
-            ty,
-            r.len(),
-            k,
-            acts,
-            out,
-            stride,
-        ),
+    let compute = |r: std::ops::Range<usize>, out: &mut [f32], stride: usize| {
+        compute_rows(linear, file, w, x, acts, m, r, out, stride)
     };
     if m == 1 {
         let y_ptr = SharedMut(y.as_mut_ptr());
@@ -181,10 +194,50 @@ pub fn project(
     }
 }
 
-#[derive(Clone, Copy)]
-enum WeightRef<'a> {
-    F32(&'a [f32]),
-    Blocks(&'a [u8], gllm_kernels::quant::QMatmulFn, QuantType),
+/// One decode token (`x: [k]`) through `N` matrices that read the same input (q, k, v; gate,
+/// up) in ONE parallel region: each part takes its row range of every matrix, so a token
+/// pays one pool synchronization per group instead of one per matrix. Falls back to
+/// [`project`] per matrix when the matrices need different activation formats.
+#[allow(clippy::too_many_arguments)]
+pub fn project_group_decode<const N: usize>(
+    pool: &ThreadPool,
+    linear: LinearFn,
+    file: &GgufFile,
+    mats: [&Matrix; N],
+    x: &[f32],
+    acts: &mut Activations,
+    outs: [&mut [f32]; N],
+    parts_buf: &mut PartBuffers,
+) {
+    let act = mats[0].activation_type();
+    if mats.iter().any(|w| w.activation_type() != act || w.cols != mats[0].cols) {
+        for (w, y) in mats.into_iter().zip(outs) {
+            project(pool, linear, file, w, x, acts, 1, y, parts_buf);
+        }
+        return;
+    }
+    let k = mats[0].cols;
+    let x = &x[..k];
+    acts.prepare(mats[0], x, 1);
+    let acts = &acts.quantized;
+    let mut ptrs: [SharedMut<f32>; N] = [SharedMut(std::ptr::null_mut()); N];
+    for i in 0..N {
+        assert!(outs[i].len() >= mats[i].rows, "project {}: output too short", mats[i].name);
+        ptrs[i] = SharedMut(outs[i].as_mut_ptr());
+    }
+    let parts = pool.threads();
+    pool.run(parts, &|p| {
+        for (w, y) in mats.iter().zip(&ptrs) {
+            let r = part_range(w.rows, parts, ROW_ALIGN, p);
+            if r.is_empty() {
+                continue;
+            }
+            // SAFETY: the parts' row ranges are disjoint and inside the output (asserted
+            // length); `outs` stays exclusively borrowed and unused until the job ends.
+            let out = unsafe { std::slice::from_raw_parts_mut(y.ptr().add(r.start), r.len()) };
+            compute_rows(linear, file, w, x, acts, 1, r, out, w.rows);
+        }
+    });
 }
 
 #[cfg(test)]

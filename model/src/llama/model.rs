@@ -29,7 +29,7 @@ use gllm_kernels::stage::{self, ResolvedStage};
 use gllm_kernels::threads::ThreadPool;
 
 use super::error::ModelError;
-use super::matmul::{project, Activations, PartBuffers};
+use super::matmul::{project, project_group_decode, Activations, PartBuffers};
 use super::weights::{Matrix, Weights};
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
@@ -327,9 +327,22 @@ impl Model {
             let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
                 project(pool, k.linear, file, mat, h, acts, m, out, &mut s.parts)
             };
-            proj(&lw.wq, &mut s.q[..m * qd], &mut s.acts);
-            proj(&lw.wk, &mut s.k[..m * kvd], &mut s.acts);
-            proj(&lw.wv, &mut s.v[..m * kvd], &mut s.acts);
+            if m == 1 {
+                project_group_decode(
+                    pool,
+                    k.linear,
+                    file,
+                    [&lw.wq, &lw.wk, &lw.wv],
+                    h,
+                    &mut s.acts,
+                    [&mut s.q[..qd], &mut s.k[..kvd], &mut s.v[..kvd]],
+                    &mut s.parts,
+                );
+            } else {
+                proj(&lw.wq, &mut s.q[..m * qd], &mut s.acts);
+                proj(&lw.wk, &mut s.k[..m * kvd], &mut s.acts);
+                proj(&lw.wv, &mut s.v[..m * kvd], &mut s.acts);
+            }
             (k.rope)(&mut s.q[..m * qd], &mut s.k[..m * kvd], rope_shape, &self.rope);
             let kc = &mut self.cache.k[l * layer_len..(l + 1) * layer_len];
             let vc = &mut self.cache.v[l * layer_len..(l + 1) * layer_len];
@@ -367,8 +380,21 @@ impl Model {
             let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
                 project(pool, k.linear, file, mat, h, acts, m, out, &mut s.parts)
             };
-            proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
-            proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
+            if m == 1 {
+                project_group_decode(
+                    pool,
+                    k.linear,
+                    file,
+                    [&lw.gate, &lw.up],
+                    h,
+                    &mut s.acts,
+                    [&mut s.gate[..ff], &mut s.up[..ff]],
+                    &mut s.parts,
+                );
+            } else {
+                proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
+                proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
+            }
             (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
             s.acts.reset();
             project(

@@ -152,9 +152,11 @@ pub fn run_generate(args: &GenerateArgs) -> Result<(), ModelCommandError> {
         return fail("--threads must be at least 1");
     }
     let (path, is_synthetic) = model_path(&args.model)?;
-    let file = GgufFile::open(&path)?;
+    // One parse of the file serves the tokenizer and the model (peak RSS counts both).
+    let file = std::sync::Arc::new(GgufFile::open(&path)?);
     let tokenizer = Tokenizer::from_gguf(&file)?;
-    drop(file);
+    let stage = gllm_kernels::stage::resolve(&gllm_kernels::stage::builtin(), &args.stage)
+        .map_err(|e| ModelCommandError(format!("stage: {e}")))?;
     let prompt_text = match (&args.prompt, &args.chat) {
         (Some(p), _) => p.clone(),
         (None, Some(c)) => tokenizer.chat_template()?.user_prompt(c),
@@ -179,7 +181,7 @@ pub fn run_generate(args: &GenerateArgs) -> Result<(), ModelCommandError> {
         ..Default::default()
     };
     let load_start = std::time::Instant::now();
-    let mut model = Model::load(&path, &args.stage, &options)?;
+    let mut model = Model::from_file(file, &stage, &options)?;
     let load_seconds = load_start.elapsed().as_secs_f64();
     let gen_options = GenerateOptions {
         max_tokens: args.tokens,

@@ -175,21 +175,23 @@ fn strings(v: &[String]) -> Value {
     Value::Array(ValueType::String, v.iter().map(|s| Value::String(s.clone())).collect())
 }
 
-/// `rows × cols` uniform values with standard deviation `std`, quantized to `ty` row by row.
+/// `rows × cols` uniform values with standard deviation `std` (times `row_scale(row)`),
+/// quantized to `ty` row by row.
 fn random_matrix(
     rng: &mut ChaCha8Rng,
     rows: usize,
     cols: usize,
     std: f32,
     ty: QuantType,
+    row_scale: impl Fn(usize) -> f32,
 ) -> Vec<u8> {
-    let half_width = std * 3f32.sqrt();
     let row_bytes = ty.row_bytes(cols).expect("whole blocks (checked by build)");
     let mut out = vec![0u8; rows * row_bytes];
     let mut row = vec![0.0f32; cols];
-    for dst in out.chunks_exact_mut(row_bytes) {
+    for (r, dst) in out.chunks_exact_mut(row_bytes).enumerate() {
+        let half_width = std * row_scale(r) * 3f32.sqrt();
         for v in row.iter_mut() {
-            *v = rng.gen_range(-half_width..half_width);
+            *v = rng.gen_range(-half_width..=half_width);
         }
         quantize_row(ty, &row, dst).expect("a quantizable type (checked by build)");
     }
@@ -258,7 +260,11 @@ pub fn build(config: &SyntheticConfig) -> Result<GgufWriter, GgufError> {
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     let (e, f) = (c.n_embd as u64, c.n_ff as u64);
     let mt = c.matrix_type;
-    let embd = random_matrix(&mut rng, vocab, c.n_embd, 0.05, c.embedding_type);
+    // Padding tokens get rows 10× smaller: their logits stay near 0, so sampling mostly
+    // picks real tokens and generated text is readable bytes (the compute is the same).
+    let real = vocab - types.iter().filter(|&&t| t == 5).count();
+    let embd_scale = |r: usize| if r < real { 1.0 } else { 0.1 };
+    let embd = random_matrix(&mut rng, vocab, c.n_embd, 0.05, c.embedding_type, embd_scale);
     w.add_tensor("token_embd.weight", &[e, vocab as u64], c.embedding_type, embd)?;
     w.add_tensor("output_norm.weight", &[e], QuantType::F32, ones(c.n_embd))?;
     let std_e = 1.0 / (c.n_embd as f32).sqrt();
@@ -266,20 +272,20 @@ pub fn build(config: &SyntheticConfig) -> Result<GgufWriter, GgufError> {
     for l in 0..c.n_layers {
         let name = |part: &str| format!("blk.{l}.{part}.weight");
         w.add_tensor(name("attn_norm"), &[e], QuantType::F32, ones(c.n_embd))?;
-        let q = random_matrix(&mut rng, c.n_embd, c.n_embd, std_e, mt);
+        let q = random_matrix(&mut rng, c.n_embd, c.n_embd, std_e, mt, |_| 1.0);
         w.add_tensor(name("attn_q"), &[e, e], mt, q)?;
-        let k = random_matrix(&mut rng, kv, c.n_embd, std_e, mt);
+        let k = random_matrix(&mut rng, kv, c.n_embd, std_e, mt, |_| 1.0);
         w.add_tensor(name("attn_k"), &[e, kv as u64], mt, k)?;
-        let v = random_matrix(&mut rng, kv, c.n_embd, std_e, mt);
+        let v = random_matrix(&mut rng, kv, c.n_embd, std_e, mt, |_| 1.0);
         w.add_tensor(name("attn_v"), &[e, kv as u64], mt, v)?;
-        let o = random_matrix(&mut rng, c.n_embd, c.n_embd, std_e, mt);
+        let o = random_matrix(&mut rng, c.n_embd, c.n_embd, std_e, mt, |_| 1.0);
         w.add_tensor(name("attn_output"), &[e, e], mt, o)?;
         w.add_tensor(name("ffn_norm"), &[e], QuantType::F32, ones(c.n_embd))?;
-        let gate = random_matrix(&mut rng, c.n_ff, c.n_embd, std_e, mt);
+        let gate = random_matrix(&mut rng, c.n_ff, c.n_embd, std_e, mt, |_| 1.0);
         w.add_tensor(name("ffn_gate"), &[e, f], mt, gate)?;
-        let up = random_matrix(&mut rng, c.n_ff, c.n_embd, std_e, mt);
+        let up = random_matrix(&mut rng, c.n_ff, c.n_embd, std_e, mt, |_| 1.0);
         w.add_tensor(name("ffn_up"), &[e, f], mt, up)?;
-        let down = random_matrix(&mut rng, c.n_embd, c.n_ff, std_f, mt);
+        let down = random_matrix(&mut rng, c.n_embd, c.n_ff, std_f, mt, |_| 1.0);
         w.add_tensor(name("ffn_down"), &[f, e], mt, down)?;
     }
     Ok(w)

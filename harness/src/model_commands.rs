@@ -174,7 +174,10 @@ pub fn run_generate(args: &GenerateArgs) -> Result<(), ModelCommandError> {
         },
         _ => SamplerConfig { repetition_penalty: args.repeat_penalty, ..SamplerConfig::greedy() },
     };
-    let max_positions = (prompt_ids.len() + args.tokens).max(16);
+    // The cache holds the prompt and the generated tokens, at most the context length (a
+    // longer request fails in `generate` with the numbers).
+    let context = gllm_model::config::LlamaConfig::from_gguf(&file)?.context_length;
+    let max_positions = (prompt_ids.len() + args.tokens).max(16).min(context);
     let options = ModelOptions {
         threads: args.threads,
         max_positions: Some(max_positions),

@@ -183,3 +183,28 @@ fn bad_lengths_are_clear_errors() {
     assert!(select_qmatmul("no_such_variant").is_none());
     assert!(select_qmatmul("naive").is_some() && select_qmatmul("simd").is_some());
 }
+
+#[test]
+fn stages_pick_the_fastest_available_block_variants() {
+    use gllm_kernels::stage;
+    let stages = stage::builtin();
+    let quantized = stage::resolve_with_force(&stages, "quantized", None).unwrap();
+    assert!(quantized.quantized_weights);
+    for t in WEIGHT_TYPES {
+        let qmv = quantized.variant(quant::qmatvec_op(t)).name;
+        assert_eq!(qmv, quant::best_qmatmul_variant(), "{t}");
+        assert!(select_qmatmul(qmv).is_some());
+        assert_eq!(quantized.variant(quant::dot_op(t)).name, qmv, "{t}");
+    }
+    let simd = stage::resolve_with_force(&stages, "simd", None).unwrap();
+    for t in quant::DEQUANT_TYPES {
+        let v = simd.variant(quant::dequant_op(t)).name;
+        assert_eq!(
+            Some(v),
+            ["avx2", "simd"].into_iter().find(|v| quant::dequant_fn(t, v).is_some()),
+            "{t}"
+        );
+    }
+    let naive = stage::resolve_with_force(&stages, "naive", None).unwrap();
+    assert_eq!(naive.variant("qmatvec_q4_1").name, "naive");
+}

@@ -116,3 +116,38 @@ fn activation_quantizers_keep_their_invariants() {
         assert_eq!(b0[2..], b1[4..]);
     }
 }
+
+/// `quantize_activations` (the AVX2 quantizers where the CPU has them) writes exactly the
+/// bytes of the reference quantizers, ties and extreme magnitudes included.
+#[test]
+fn fast_activation_quantizers_are_bit_identical_to_the_reference() {
+    let mut rng = gllm_kernels::registry::rng(77);
+    let mut x: Vec<f32> = Vec::new();
+    // exact ties: with max 127 the scale is 1 and every j + 0.5 lands on a half
+    for j in 0..256 {
+        x.push(if j % 32 == 0 { 127.0 } else { (j % 127) as f32 - 63.5 });
+    }
+    // negative maximum, ties after scaling by a non-power-of-two
+    for j in 0..256 {
+        x.push(if j == 5 { -2.54 } else { (j as f32 - 128.0) * 0.01 + 0.005 });
+    }
+    x.extend((0..256).map(|j| if j < 128 { 0.0 } else { 1e-40 * j as f32 }));
+    x.extend((0..256).map(|j| (j as f32 - 100.0) * 1e30));
+    // zeros beside subnormals: 1/d overflows and 0·inf is NaN
+    x.extend((0..256).map(|j| if j % 2 == 0 { 0.0 } else { -1e-41 * j as f32 }));
+    x.extend(gaussian(3, 4096, 3.0));
+    x.extend((0..4096).map(|_| rng.gen_range(-1.0f32..1.0) * 10f32.powi(rng.gen_range(-6..6))));
+    let k = 256;
+    let m = x.len() / k;
+    for act in [QuantType::Q8_0, QuantType::Q8_1, QuantType::Q8K] {
+        let fast = quant::quantize_activations(act, &x, m, k);
+        let mut reference = vec![0u8; m * act.row_bytes(k).unwrap()];
+        quant::quantize_row(act, &x, &mut reference).unwrap();
+        let bb = act.block_bytes();
+        for (i, (a, b)) in
+            fast.blocks().chunks_exact(bb).zip(reference.chunks_exact(bb)).enumerate()
+        {
+            assert_eq!(a, b, "{act} block {i}: fast quantizer differs from the reference");
+        }
+    }
+}

@@ -148,3 +148,32 @@ fn repeated_runs_are_numerically_stationary() {
         }
     }
 }
+
+/// Case ids key baselines and `--filter`: unique per case set and spelled as documented.
+#[test]
+fn case_ids_are_unique_and_readable() {
+    for op in registry::ops() {
+        for set in [CaseSet::Model, CaseSet::Sweep, CaseSet::Test] {
+            let mut seen = std::collections::BTreeSet::new();
+            for shape in (op.shapes)(set) {
+                let id = registry::case_id(op.name, "simd", &shape);
+                assert!(seen.insert(id.clone()), "{set:?}: duplicate case id {id}");
+            }
+        }
+    }
+    let linear = registry::op("linear").unwrap();
+    let ids: Vec<String> = (linear.shapes)(CaseSet::Model)
+        .iter()
+        .map(|s| registry::case_id("linear", "simd", s))
+        .collect();
+    assert!(ids.contains(&"linear(variant=simd,m=1,n=1536,k=576)".to_string()), "{ids:?}");
+    let attention = registry::op("attention").unwrap();
+    let ids: Vec<String> = (attention.shapes)(CaseSet::Model)
+        .iter()
+        .map(|s| registry::case_id("attention", "flash", s))
+        .collect();
+    assert!(
+        ids.contains(&"attention(variant=flash,m=1,kv=512,heads=9,kv_heads=3,d=64)".to_string()),
+        "{ids:?}"
+    );
+}

@@ -205,3 +205,70 @@ fn bad_tokenizer_metadata_gives_errors_naming_the_key() {
     assert!(matches!(tok.decode(&[u32::MAX], false), Err(TokenizerError::UnknownId { .. })));
     assert!(tok.chat_template().unwrap_err().to_string().contains("no chat template"));
 }
+
+/// The heap-based merge against a plain reference (repeatedly merge the adjacent pair of
+/// lowest rank, leftmost first) on random vocabularies and random strings; and
+/// decode(encode(x)) == x.
+#[test]
+fn heap_merge_equals_the_plain_algorithm_on_random_vocabularies() {
+    use gllm_model::tokenizer::{PreTokenizer, PreTokenizerKind};
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
+
+    let alphabet: Vec<char> = "ab c\n1é🦀".chars().collect();
+    for seed in 0..20u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        // random merges of existing tokens (byte characters and earlier merges)
+        let mut v = Vocab::new(if seed % 2 == 0 { "gpt2" } else { "smollm" }, &[]);
+        let mut pool: Vec<String> =
+            "ab c\n1é🦀".bytes().map(|b| byte_char(b).to_string()).collect();
+        for _ in 0..60 {
+            let l = pool[rng.gen_range(0..pool.len())].clone();
+            let r = pool[rng.gen_range(0..pool.len())].clone();
+            let merged = format!("{l}{r}");
+            if v.tokens.contains(&merged) || v.merges.contains(&format!("{l} {r}")) {
+                continue;
+            }
+            v.merges.push(format!("{l} {r}"));
+            v.tokens.push(merged.clone());
+            v.types.push(1);
+            pool.push(merged);
+        }
+        let tok = v.build();
+        let rank: HashMap<(String, String), usize> = v
+            .merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let (l, r) = m.split_once(' ').unwrap();
+                ((l.to_string(), r.to_string()), i)
+            })
+            .collect();
+        let pre = PreTokenizer::new(tok.pre_tokenizer());
+        assert!(matches!(tok.pre_tokenizer(), PreTokenizerKind::Gpt2 | PreTokenizerKind::SmolLm));
+        for _ in 0..50 {
+            let len = rng.gen_range(0..60);
+            let text: String =
+                (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            let mut want = Vec::new();
+            pre.split(&text, &mut |piece| {
+                let mut symbols: Vec<String> =
+                    piece.bytes().map(|b| byte_char(b).to_string()).collect();
+                loop {
+                    let best = (0..symbols.len().saturating_sub(1))
+                        .filter_map(|i| {
+                            rank.get(&(symbols[i].clone(), symbols[i + 1].clone())).map(|&r| (r, i))
+                        })
+                        .min();
+                    let Some((_, i)) = best else { break };
+                    let right = symbols.remove(i + 1);
+                    symbols[i].push_str(&right);
+                }
+                want.extend(symbols.iter().map(|s| tok.token_id(s).unwrap()));
+            });
+            let got = tok.encode(&text, false);
+            assert_eq!(got, want, "seed {seed}: {text:?}");
+            assert_eq!(tok.decode(&got, false).unwrap(), text);
+        }
+    }
+}

@@ -103,6 +103,8 @@ unsafe fn scale_pair(even_odd: __m256i, k: usize) -> __m256i {
 /// One weight format's AVX2 block kernel.
 pub(crate) trait Kernel {
     const WTYPE: QuantType;
+    /// Whether `dot` reads the activation block's Q8_1 sum `s`.
+    const USES_SUM: bool = false;
     type Prep: Copy;
     /// Unpacks the weight block at `w`.
     unsafe fn prep(w: *const u8) -> Self::Prep;
@@ -138,6 +140,7 @@ impl Kernel for Q4_0 {
 struct Q4_1;
 impl Kernel for Q4_1 {
     const WTYPE: QuantType = QuantType::Q4_1;
+    const USES_SUM: bool = true;
     type Prep = (__m256i, f32, f32);
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Self::Prep {
@@ -182,6 +185,7 @@ impl Kernel for Q5_0 {
 struct Q5_1;
 impl Kernel for Q5_1 {
     const WTYPE: QuantType = QuantType::Q5_1;
+    const USES_SUM: bool = true;
     type Prep = (__m256i, f32, f32);
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Self::Prep {
@@ -351,15 +355,14 @@ unsafe fn scale_k4(scales: __m256i, j: usize) -> __m256i {
     _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((lo + 1) << 8) | lo))
 }
 
-/// Σ_j m_j · (bsums[2j] + bsums[2j+1]) for the 8 Q4_K/Q5_K mins.
+/// `m_j · (bsums[2j] + bsums[2j+1])` for the 8 Q4_K/Q5_K mins, summed pairwise into 4 i32
+/// lanes (zero-extended to 8) so the caller folds them into its f32x8 accumulator without a
+/// horizontal sum.
 #[inline(always)]
-unsafe fn min_sum_k4(mins: __m128i, a: *const u8) -> i32 {
+unsafe fn min_sums_k4(mins: __m128i, a: *const u8) -> __m256 {
     let bs = loadu(a.add(A_BSUMS));
     let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    let s = _mm_madd_epi16(mins, pairs);
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-    _mm_cvtsi128_si32(s)
+    _mm256_cvtepi32_ps(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pairs)))
 }
 
 #[inline(always)]
@@ -381,7 +384,7 @@ impl Kernel for Q4K {
         prep_q45k(w)
     }
     #[inline(always)]
-    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
         let mut sumi = _mm256_setzero_si256();
         let mask = _mm256_set1_epi8(0x0f);
         for c in 0..4 {
@@ -394,7 +397,7 @@ impl Kernel for Q4K {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, scale_k4(p.scales, 2 * c + 1)));
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
-        *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-p.dmin * ad), min_sums_k4(p.mins, a), *acc);
     }
 }
 
@@ -408,7 +411,7 @@ impl Kernel for Q5K {
         prep_q45k(w)
     }
     #[inline(always)]
-    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, accm: &mut f32) {
+    unsafe fn dot(p: &PrepQ45K, a: *const u8, ad: f32, _: f32, acc: &mut __m256, _: &mut f32) {
         let mut sumi = _mm256_setzero_si256();
         let mask = _mm256_set1_epi8(0x0f);
         let one = _mm256_set1_epi8(1);
@@ -429,7 +432,7 @@ impl Kernel for Q5K {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, scale_k4(p.scales, 2 * c + 1)));
         }
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * ad), _mm256_cvtepi32_ps(sumi), *acc);
-        *accm -= p.dmin * ad * min_sum_k4(p.mins, a) as f32;
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-p.dmin * ad), min_sums_k4(p.mins, a), *acc);
     }
 }
 
@@ -482,6 +485,10 @@ impl Kernel for Q6K {
     }
 }
 
+/// How far ahead (in rows) [`tile`] prefetches weights when it serves a single token
+/// (prefetching past the end of the weights is harmless: a prefetch never faults).
+const PREFETCH_ROWS: usize = 16;
+
 /// One tile: rows `r0..r0+R` × tokens `t0..t0+T`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -501,16 +508,24 @@ unsafe fn tile<K: Kernel, const R: usize, const T: usize>(
     let a_row = nb * ab;
     let ad = acts.scales().as_ptr();
     let asum = acts.sums();
-    let has_sum = !asum.is_empty();
+    debug_assert!(!K::USES_SUM || asum.len() == acts.scales().len());
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut accm = [[0.0f32; T]; R];
     for b in 0..nb {
+        // Software prefetch of the same block of the rows PREFETCH_ROWS ahead: the tile walks
+        // R rows at once, which the hardware prefetchers follow less well than one stream.
+        if T == 1 {
+            let ahead = w.wrapping_add((r0 + PREFETCH_ROWS) * row_bytes + b * wb);
+            for i in 0..R {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(i * row_bytes).cast());
+            }
+        }
         let preps: [K::Prep; R] =
             std::array::from_fn(|i| K::prep(w.add((r0 + i) * row_bytes + b * wb)));
         for t in 0..T {
             let idx = (t0 + t) * nb + b;
             let ap = a.add((t0 + t) * a_row + b * ab);
-            let (d, s) = (*ad.add(idx), if has_sum { *asum.as_ptr().add(idx) } else { 0.0 });
+            let (d, s) = (*ad.add(idx), if K::USES_SUM { *asum.as_ptr().add(idx) } else { 0.0 });
             for i in 0..R {
                 K::dot(&preps[i], ap, d, s, &mut acc[i][t], &mut accm[i][t]);
             }
@@ -659,5 +674,181 @@ pub unsafe fn vec_dot(wtype: QuantType, w: &[u8], a: &[u8]) -> f32 {
         QuantType::Q5K => dot1::<Q5K>(w, a),
         QuantType::Q6K => dot1::<Q6K>(w, a),
         other => panic!("vec_dot avx2: {other} has no quantized dot product"),
+    }
+}
+
+/// One 32-value block as bytes (signed or not), its scale and its minimum (0 if none).
+#[inline(always)]
+unsafe fn block32(t: QuantType, p: *const u8) -> (__m256i, bool, f32, f32) {
+    match t {
+        QuantType::Q4_0 => {
+            (_mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)), true, f16(p), 0.0)
+        }
+        QuantType::Q4_1 => {
+            let (d, m) = f16x2(p);
+            (nibbles(p.add(4)), false, d, m)
+        }
+        QuantType::Q5_0 => {
+            let qh = std::ptr::read_unaligned(p.add(2).cast::<u32>());
+            let high = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0u8 as i8));
+            (_mm256_or_si256(nibbles(p.add(6)), high), true, f16(p), 0.0)
+        }
+        QuantType::Q5_1 => {
+            let (d, m) = f16x2(p);
+            let qh = std::ptr::read_unaligned(p.add(4).cast::<u32>());
+            let high = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+            (_mm256_or_si256(nibbles(p.add(8)), high), false, d, m)
+        }
+        QuantType::Q8_0 => (loadu(p.add(2)), true, f16(p), 0.0),
+        QuantType::Q8_1 => (loadu(p.add(4)), true, f16(p), 0.0),
+        other => unreachable!("{other} is not a 32-value block format"),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequant32<const T: u32>(src: &[u8], dst: &mut [f32]) {
+    let t = QuantType::from_id(T).expect("a valid type id");
+    for (b, ys) in src.chunks_exact(t.block_bytes()).zip(dst.chunks_exact_mut(32)) {
+        let (q, signed, d, m) = block32(t, b.as_ptr());
+        let (dv, mv) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
+        let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)];
+        for c in 0..4 {
+            let half = halves[c / 2];
+            let bytes = if c % 2 == 0 { half } else { _mm_srli_si128(half, 8) };
+            let ints =
+                if signed { _mm256_cvtepi8_epi32(bytes) } else { _mm256_cvtepu8_epi32(bytes) };
+            // d·q then + m as two roundings (never fused): bit-identical to the specification
+            let mut v = _mm256_mul_ps(dv, _mm256_cvtepi32_ps(ints));
+            if !signed {
+                v = _mm256_add_ps(v, mv);
+            }
+            _mm256_storeu_ps(ys.as_mut_ptr().add(8 * c), v);
+        }
+    }
+}
+
+/// Dequantizes whole blocks of the 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `dst.len()` must be 32 × the number of blocks in
+/// `src` (the caller checks).
+pub unsafe fn dequantize_32(t: QuantType, src: &[u8], dst: &mut [f32]) {
+    match t {
+        QuantType::Q4_0 => dequant32::<2>(src, dst),
+        QuantType::Q4_1 => dequant32::<3>(src, dst),
+        QuantType::Q5_0 => dequant32::<6>(src, dst),
+        QuantType::Q5_1 => dequant32::<7>(src, dst),
+        QuantType::Q8_0 => dequant32::<8>(src, dst),
+        QuantType::Q8_1 => dequant32::<9>(src, dst),
+        other => panic!("dequantize avx2: {other} is not a 32-value block format"),
+    }
+}
+
+#[inline(always)]
+unsafe fn hmax_ps(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// `x` rounded values clamped to −127..=127, NaN → 0 (what `f32::clamp` then `as i8` does),
+/// converted to i32.
+#[inline(always)]
+unsafe fn clamp_to_i32(r: __m256) -> __m256i {
+    let c = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127.0)), _mm256_set1_ps(127.0));
+    _mm256_cvttps_epi32(_mm256_and_ps(c, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r)))
+}
+
+/// Four vectors of 8 i32 (each in −127..=127) → 32 bytes in value order.
+#[inline(always)]
+unsafe fn pack_i32_to_i8(q: [__m256i; 4]) -> __m256i {
+    let p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// `round(x)` half away from zero, exactly as `f32::round` (LLVM's own expansion):
+/// `trunc(x + copysign(0.49999997, x))`.
+#[inline(always)]
+unsafe fn round_half_away(x: __m256) -> __m256 {
+    let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
+    let half = _mm256_or_ps(sign, _mm256_set1_ps(f32::from_bits(0x3eff_ffff)));
+    _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(x, half))
+}
+
+#[inline(always)]
+unsafe fn f32_to_f16_bits(x: f32) -> [u8; 2] {
+    let h = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(x));
+    (_mm_extract_epi16::<0>(h) as u16).to_le_bytes()
+}
+
+/// Q8_0 (`with_sum` false, 34-byte blocks) or Q8_1 (true, 36-byte blocks) quantization,
+/// bit-identical to the reference quantizers in `quant::q8_0`/`quant::q8_1`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `x.len()` must be 32 × the blocks in `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8_0_or_1(x: &[f32], out: &mut [u8], with_sum: bool) {
+    let (bb, qs_at) = if with_sum { (36, 4) } else { (34, 2) };
+    for (xs, b) in x.chunks_exact(32).zip(out.chunks_exact_mut(bb)) {
+        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(xs.as_ptr().add(8 * i)));
+        let abs = |v: __m256| _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+        let amax = hmax_ps(_mm256_max_ps(
+            _mm256_max_ps(abs(v[0]), abs(v[1])),
+            _mm256_max_ps(abs(v[2]), abs(v[3])),
+        ));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q: [__m256i; 4] =
+            std::array::from_fn(|i| clamp_to_i32(round_half_away(_mm256_mul_ps(v[i], id))));
+        _mm256_storeu_si256(b.as_mut_ptr().add(qs_at).cast(), pack_i32_to_i8(q));
+        b[..2].copy_from_slice(&f32_to_f16_bits(d));
+        if with_sum {
+            let sum = hsum_epi32(_mm256_add_epi32(
+                _mm256_add_epi32(q[0], q[1]),
+                _mm256_add_epi32(q[2], q[3]),
+            ));
+            b[2..4].copy_from_slice(&f32_to_f16_bits(d * sum as f32));
+        }
+    }
+}
+
+/// Q8_K quantization, bit-identical to the reference in `quant::q8_k`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `x.len()` must be 256 × the blocks in `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+    for (xs, b) in x.chunks_exact(256).zip(out.chunks_exact_mut(292)) {
+        let mut m = _mm256_setzero_ps();
+        for i in 0..32 {
+            m = _mm256_max_ps(
+                m,
+                _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_loadu_ps(xs.as_ptr().add(8 * i))),
+            );
+        }
+        let amax = hmax_ps(m);
+        if amax == 0.0 {
+            b.fill(0);
+            continue;
+        }
+        // the first value of the largest magnitude, keeping its sign
+        let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
+        let iscale = -127.0 / max;
+        let isv = _mm256_set1_ps(iscale);
+        for c in 0..8 {
+            let q: [__m256i; 4] = std::array::from_fn(|i| {
+                let v = _mm256_mul_ps(isv, _mm256_loadu_ps(xs.as_ptr().add(32 * c + 8 * i)));
+                clamp_to_i32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    v,
+                ))
+            });
+            _mm256_storeu_si256(b.as_mut_ptr().add(4 + 32 * c).cast(), pack_i32_to_i8(q));
+            for h in 0..2 {
+                let s = hsum_epi32(_mm256_add_epi32(q[2 * h], q[2 * h + 1]));
+                let at = 260 + 2 * (2 * c + h);
+                b[at..at + 2].copy_from_slice(&(s as i16).to_le_bytes());
+            }
+        }
+        b[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
     }
 }

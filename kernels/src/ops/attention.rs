@@ -13,6 +13,11 @@
 //!   written to the cache); query `i` sees keys `0 ..= kv_len − m + i`. Decode is `m = 1`,
 //!   prefill `m > 1` (with or without earlier tokens in the cache).
 //!
+//! **Splitting across threads** by KV head: for decode (`m = 1`) the query heads of KV head
+//! `g` are the contiguous slice `q[g·group·head_dim .. (g+1)·group·head_dim]` (same for
+//! `out`, `group = n_heads / n_kv_heads`) and its cache is `k[g·capacity·head_dim ..]` of
+//! length `capacity·head_dim`: call with `n_heads = group, n_kv_heads = 1` on those slices.
+//!
 //! Variants: `naive` (f64 scores materialized per query, softmax, then `P·V`) and `flash`
 //! (online softmax over tiles of [`FLASH_TILE`] keys, no score matrix, `f32x8` dot products
 //! and [`fast_exp`]; the query heads sharing a KV head walk each tile together).
@@ -125,26 +130,86 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `acc = acc · c + Σ_j p_j · v_j` over the rows of one tile.
+/// `s_j = (q · k_j) · scale` for the `s.len()` keys of a tile (`k_tile: [s.len(), d]`).
+/// Eight keys at a time: one accumulator per key (each q chunk is loaded once for the eight
+/// keys), then an 8×8 transpose turns the eight accumulators into one vector of eight sums.
+#[inline(always)]
+fn scores(s: &mut [f32], q: &[f32], k_tile: &[f32], scale: f32) {
+    let d = q.len();
+    let d8 = d / 8 * 8;
+    let n8 = s.len() / 8 * 8;
+    let sv = f32x8::splat(scale);
+    for j0 in (0..n8).step_by(8) {
+        let keys: [&[f32]; 8] = std::array::from_fn(|t| &k_tile[(j0 + t) * d..(j0 + t + 1) * d]);
+        let mut acc = [f32x8::ZERO; 8];
+        for c in (0..d8).step_by(8) {
+            let qv = f32x8::from(&q[c..c + 8]);
+            for t in 0..8 {
+                acc[t] = qv.mul_add(f32x8::from(&keys[t][c..c + 8]), acc[t]);
+            }
+        }
+        let tr = f32x8::transpose(acc);
+        let sum = ((tr[0] + tr[1]) + (tr[2] + tr[3])) + ((tr[4] + tr[5]) + (tr[6] + tr[7]));
+        let mut out = (sum * sv).to_array();
+        if d8 < d {
+            for (t, o) in out.iter_mut().enumerate() {
+                let tail: f32 = q[d8..].iter().zip(&keys[t][d8..]).map(|(a, b)| a * b).sum();
+                *o += tail * scale;
+            }
+        }
+        s[j0..j0 + 8].copy_from_slice(&out);
+    }
+    for (j, sj) in s.iter_mut().enumerate().skip(n8) {
+        *sj = dot(q, &k_tile[j * d..(j + 1) * d]) * scale;
+    }
+}
+
+/// `acc[..8·NV] = acc · c + Σ_j p_j · v_j[..8·NV]`, the NV accumulator vectors held in
+/// registers across every key of the tile.
+#[inline(always)]
+fn pv_block<const NV: usize>(
+    acc: &mut [f32],
+    c: f32,
+    p: &[f32],
+    v_tile: &[f32],
+    d: usize,
+    off: usize,
+) {
+    let cv = f32x8::splat(c);
+    let mut regs: [f32x8; NV] =
+        std::array::from_fn(|t| f32x8::from(&acc[off + 8 * t..off + 8 * t + 8]) * cv);
+    for (j, pj) in p.iter().enumerate() {
+        let pv = f32x8::splat(*pj);
+        let vj = &v_tile[j * d + off..j * d + off + 8 * NV];
+        for t in 0..NV {
+            regs[t] = f32x8::from(&vj[8 * t..8 * t + 8]).mul_add(pv, regs[t]);
+        }
+    }
+    for t in 0..NV {
+        acc[off + 8 * t..off + 8 * t + 8].copy_from_slice(regs[t].as_array());
+    }
+}
+
+/// `acc = acc · c + Σ_j p_j · v_j` over the rows of one tile: 64 dimensions at a time in
+/// registers, then single vectors, then the scalar tail.
 #[inline(always)]
 fn rescale_accumulate(acc: &mut [f32], c: f32, p: &[f32], v_tile: &[f32]) {
     let d = acc.len();
-    let d8 = d / 8 * 8;
-    let cv = f32x8::splat(c);
-    for a in acc[..d8].chunks_exact_mut(8) {
-        a.copy_from_slice((f32x8::from(&a[..]) * cv).as_array());
+    let mut off = 0;
+    while off + 64 <= d {
+        pv_block::<8>(acc, c, p, v_tile, d, off);
+        off += 64;
     }
-    for a in &mut acc[d8..] {
-        *a *= c;
+    while off + 8 <= d {
+        pv_block::<1>(acc, c, p, v_tile, d, off);
+        off += 8;
     }
-    for (pj, vj) in p.iter().zip(v_tile.chunks_exact(d)) {
-        let pv = f32x8::splat(*pj);
-        for (a, b) in acc[..d8].chunks_exact_mut(8).zip(vj[..d8].chunks_exact(8)) {
-            a.copy_from_slice(f32x8::from(b).mul_add(pv, f32x8::from(&a[..])).as_array());
+    for t in off..d {
+        let mut a = acc[t] * c;
+        for (j, pj) in p.iter().enumerate() {
+            a = v_tile[j * d + t].mul_add(*pj, a);
         }
-        for (a, b) in acc[d8..].iter_mut().zip(&vj[d8..]) {
-            *a = b.mul_add(*pj, *a);
-        }
+        acc[t] = a;
     }
 }
 
@@ -180,9 +245,7 @@ pub fn attention_flash(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Atte
                     let h = g * group + hg;
                     let qh = &q[(i * n_heads + h) * d..][..d];
                     let p = &mut p[..tn];
-                    for (pj, kj) in p.iter_mut().zip(k_tile.chunks_exact(d)) {
-                        *pj = dot(qh, kj) * scale;
-                    }
+                    scores(p, qh, k_tile, scale);
                     let tile_max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     let new_max = max[hg].max(tile_max);
                     let correction = super::fast_math::fast_exp_scalar(max[hg] - new_max);

@@ -3,15 +3,15 @@
 //!
 //! Method (Cephes `expf`): `n = round(x·log2 e)`, `r = x − n·ln 2` with ln 2 split in a high
 //! and a low part so `r` is exact to a few ulp, `e^r ≈ 1 + r + r²·P(r)` with a degree-5
-//! minimax `P` on `|r| ≤ ln2/2`, then `e^x = e^r · 2^⌊n/2⌋ · 2^(n−⌊n/2⌋)` (two exponent-field
-//! scalings so `n = 128` and `n = −126` do not overflow the biased exponent).
+//! minimax `P` on `|r| ≤ ln2/2`, then `e^x = e^r · 2^n` by adding `n` to the exponent field
+//! (`−126 ≤ n ≤ 127` after clamping).
 //!
 //! **Accuracy:** maximum relative error `FAST_EXP_MAX_REL_ERROR` (1.2e-7, about one ulp; 8.2e-8 measured)
-//! against the exact `exp` wherever the exact result is a normal f32, i.e. for
-//! `x ∈ [FAST_EXP_MIN_X, FAST_EXP_MAX_X]` = `[−87.33654, 88.72283]`.
+//! against the exact `exp` for `x ∈ [FAST_EXP_MIN_X, FAST_EXP_MAX_X]` = `[−87.33654, 88.376]`.
 //!
-//! **Saturation:** `x < −87.33654` (result would be subnormal) returns `+0.0`; `x > 88.72283`
-//! (result above `f32::MAX`) returns `+inf`; `−inf → 0`, `+inf → +inf`, NaN → NaN.
+//! **Saturation:** `x < −87.33654` (result would be subnormal) returns `+0.0`; `x > 88.376`
+//! returns `+inf` (early: the exact result overflows only above 88.7228); `−inf → 0`,
+//! `+inf → +inf`, NaN → NaN.
 //! Both are checked on a dense grid over every f32 bit pattern in `tests/fast_exp.rs`.
 
 use wide::{f32x8, i32x8};
@@ -20,8 +20,11 @@ use wide::{f32x8, i32x8};
 pub const FAST_EXP_MAX_REL_ERROR: f64 = 1.2e-7;
 /// Below this input `fast_exp` returns 0 (`ln(f32::MIN_POSITIVE)`).
 pub const FAST_EXP_MIN_X: f32 = -87.336_54;
-/// Above this input `fast_exp` returns +inf (`ln(f32::MAX)` rounded down).
-pub const FAST_EXP_MAX_X: f32 = 88.722_83;
+/// Above this input `fast_exp` returns +inf: just below `127.5·ln 2`, so `2^n` (n ≤ 127)
+/// is one exponent field. `e^88.376 ≈ 2.4e38`; the true `e^x` stays finite up to
+/// `ln(f32::MAX) ≈ 88.7228`, a range given up for a branch-free kernel (activations and
+/// softmax never need it).
+pub const FAST_EXP_MAX_X: f32 = 88.376;
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 // ln 2 = LN2_HI + LN2_LO; LN2_HI has 9 significant bits so n·LN2_HI is exact for |n| < 2^15.
@@ -34,27 +37,25 @@ const P3: f32 = 4.166_579_6e-2;
 const P4: f32 = 1.666_666_5e-1;
 const P5: f32 = 0.5;
 
-/// Upper end of the fast path: `n = round(x·log2 e) ≤ 127`, so `2^n` is one exponent field.
-const FAST_PATH_MAX_X: f32 = 88.0;
-
 /// `e^x` on eight lanes; error bound and saturation range in the module docs.
 ///
-/// When every lane is in `[FAST_EXP_MIN_X, 88]` (the common case: activations, softmax
-/// after max subtraction) one exponent-field scaling suffices; otherwise the whole vector
-/// takes [`fast_exp_full_range`].
+/// Branch-free: clamp (NaN flows through), reduce, polynomial, one exponent-field scaling
+/// (`n ≤ 127` because inputs above [`FAST_EXP_MAX_X`] saturate), then the two saturations.
 #[inline(always)]
 pub fn fast_exp(x: f32x8) -> f32x8 {
-    // NaN compares false, so NaN lanes take the full-range path.
-    let in_range =
-        x.simd_ge(f32x8::splat(FAST_EXP_MIN_X)) & x.simd_le(f32x8::splat(FAST_PATH_MAX_X));
-    if in_range.all() {
-        let ni: i32x8 = (x * f32x8::splat(LOG2_E)).fast_round_int();
-        let e_r = exp_reduced(x, ni.round_float());
-        let scale: f32x8 = wide::bytemuck::cast((ni + i32x8::splat(127)) << 23);
-        e_r * scale
-    } else {
-        fast_exp_full_range(x)
-    }
+    let lo = f32x8::splat(FAST_EXP_MIN_X);
+    let hi = f32x8::splat(FAST_EXP_MAX_X);
+    // maxps/minps return their second operand when either is NaN: with x second, a NaN
+    // input flows through the whole computation and comes out NaN (no final select, which
+    // LLVM may turn into a microcoded masked store in in-place loops).
+    let xc = hi.fast_min(lo.fast_max(x));
+    // cvtps2dq rounds to nearest (the default MXCSR mode) in one instruction; −126 ≤ n ≤ 127.
+    let ni: i32x8 = (xc * f32x8::splat(LOG2_E)).fast_round_int();
+    let e_r = exp_reduced(xc, ni.round_float());
+    let scale: f32x8 = wide::bytemuck::cast((ni + i32x8::splat(127)) << 23);
+    let y = e_r * scale;
+    let y = x.simd_lt(lo).select(f32x8::ZERO, y);
+    x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y)
 }
 
 /// `e^r` with `r = x − n·ln 2` (|r| ≤ ln2/2): `1 + r + r²·P(r)`.
@@ -70,29 +71,6 @@ fn exp_reduced(x: f32x8, n: f32x8) -> f32x8 {
     p = p.mul_add(r, f32x8::splat(P5));
     let r2 = r * r;
     p.mul_add(r2, r) + f32x8::ONE
-}
-
-/// [`fast_exp`] for any input: clamps, splits `2^n` in two factors (n = 128 and n = −126
-/// stay representable) and applies the saturation rules.
-#[inline(never)]
-pub fn fast_exp_full_range(x: f32x8) -> f32x8 {
-    let lo = f32x8::splat(FAST_EXP_MIN_X);
-    let hi = f32x8::splat(FAST_EXP_MAX_X);
-    // maxps/minps return their second operand when either is NaN: with x second, a NaN
-    // input flows through the whole computation and comes out NaN (no final select, which
-    // LLVM may turn into a microcoded masked store in in-place loops).
-    let xc = hi.fast_min(lo.fast_max(x));
-    // cvtps2dq rounds to nearest (the default MXCSR mode) in one instruction; |n| ≤ 128.
-    let ni: i32x8 = (xc * f32x8::splat(LOG2_E)).fast_round_int();
-    let e_r = exp_reduced(xc, ni.round_float());
-    let n1 = ni >> 1;
-    let n2 = ni - n1;
-    let bias = i32x8::splat(127);
-    let s1: f32x8 = wide::bytemuck::cast((n1 + bias) << 23);
-    let s2: f32x8 = wide::bytemuck::cast((n2 + bias) << 23);
-    let y = e_r * s1 * s2;
-    let y = x.simd_lt(lo).select(f32x8::ZERO, y);
-    x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y)
 }
 
 /// [`fast_exp`] of one value (the same arithmetic in lane 0), for tails and tests.
@@ -115,30 +93,6 @@ pub fn fast_exp_slice(x: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Both paths compute the same `e^r` and scale by the same power of two (split in two
-    /// exact factors on the full-range path), so they agree bit for bit on the fast range.
-    #[test]
-    fn full_range_path_matches_fast_path_bitwise() {
-        let mut x = FAST_EXP_MIN_X;
-        while x <= FAST_PATH_MAX_X {
-            let v = f32x8::from([
-                x,
-                x + 0.01,
-                x + 0.02,
-                x + 0.03,
-                x + 0.04,
-                x + 0.05,
-                x + 0.06,
-                x + 0.07,
-            ]);
-            let v = v.fast_min(f32x8::splat(FAST_PATH_MAX_X));
-            let fast = fast_exp(v).to_array().map(f32::to_bits);
-            let full = fast_exp_full_range(v).to_array().map(f32::to_bits);
-            assert_eq!(fast, full, "at x = {x}");
-            x += 0.0813;
-        }
-    }
 
     #[test]
     fn exact_at_small_integers_and_saturates() {

@@ -2,6 +2,21 @@
 //!
 //! The model builds one `KernelSet` from a [`ResolvedStage`] at start-up and calls its fields
 //! in the hot loop: a direct call through a function pointer, no lookup, no dispatch.
+//!
+//! ```
+//! use gllm_kernels::ops::linear::LinearShape;
+//! use gllm_kernels::ops::KernelSet;
+//! use gllm_kernels::stage;
+//!
+//! let stages = stage::builtin();
+//! let k = KernelSet::from_stage(&stage::resolve_with_force(&stages, "flash", None).unwrap());
+//! assert_eq!(k.variant_of("attention"), Some("flash"));
+//! // y[1, 2] = x[1, 3] · W[2, 3]ᵀ
+//! let (x, w) = ([1.0f32, 2.0, 3.0], [1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0]);
+//! let mut y = [0.0f32; 2];
+//! (k.linear)(&mut y, &x, &w, None, LinearShape::new(1, 2, 3));
+//! assert_eq!(y, [1.0, 3.0]);
+//! ```
 
 use super::activations::{self, SiluInplaceFn, SiluMulFn, UnaryFn};
 use super::attention::{self, AttentionFn};

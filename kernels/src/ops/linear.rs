@@ -243,7 +243,8 @@ fn block<K: DotKernel, const MR: usize, const NR: usize>(
 /// m = 1 (decode): W is streamed once, [`GEMV_NR`] rows per pass against the x vector.
 /// m > 1 (prefill): for each k slice (≤ [`GEMM_KC_MAX`]), for each block of 4 W rows (held
 /// in L1), every group of 3 x rows (from L2) makes a 3×4 output block; edges use smaller
-/// blocks (const generics, fully unrolled).
+/// blocks (const generics, fully unrolled; a lone last row joins the group before it as
+/// two 2-row blocks).
 fn blocked<K: DotKernel>(
     y: &mut [f32],
     x: &[f32],
@@ -283,13 +284,19 @@ fn blocked<K: DotKernel>(
                     }
                 };
             }
+            // m ≡ 1 (mod 3): the last 4 rows as two 2-row blocks rather than 3 + a lone row
+            let (m3, rest) = if m - m3 == 1 && m3 >= 3 { (m3 - 3, 4) } else { (m3, m - m3) };
             for i0 in (0..m3).step_by(GEMM_MR) {
                 nr_block!(3, i0);
             }
-            match m - m3 {
+            match rest {
                 0 => {}
                 1 => nr_block!(1, m3),
-                _ => nr_block!(2, m3),
+                2 => nr_block!(2, m3),
+                _ => {
+                    nr_block!(2, m3);
+                    nr_block!(2, m3 + 2);
+                }
             }
         }
         k0 += kc;
@@ -299,7 +306,9 @@ fn blocked<K: DotKernel>(
     }
 }
 
-/// Register-blocked `wide::f32x8` dot products (see [`blocked`] for the blocking).
+/// Register-blocked `wide::f32x8` dot products: m = 1 streams W once, 8 rows per pass
+/// against the x vector; m > 1 makes 3×4 output blocks (3 x rows against 4 W rows held in
+/// L1, k split in slices of at most 640).
 pub fn linear_simd(y: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, s: LinearShape) {
     check_shape(y, x, w, bias, s);
     blocked::<WideKernel>(y, x, w, bias, s);

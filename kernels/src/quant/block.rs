@@ -125,3 +125,48 @@ pub fn dot_i8_16_lanes(a: &[i8], b: &[i8]) -> wide::i32x8 {
 pub fn dot_i8_16(a: &[i8], b: &[i8]) -> i32 {
     dot_i8_16_lanes(a, b).reduce_add()
 }
+
+/// `y_i = d·q_i` over whole chunks of 8 with `f32x8` (`y.len() == q.len()`, a multiple of 8).
+#[inline(always)]
+pub fn scale_i8(y: &mut [f32], q: &[i8], d: f32) {
+    let d = wide::f32x8::splat(d);
+    for (yv, qv) in y.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+        let q = wide::f32x8::new(std::array::from_fn(|i| qv[i] as f32));
+        yv.copy_from_slice((d * q).as_array());
+    }
+}
+
+/// `y_i = d·q_i + m` (multiply, then add: never fused) over whole chunks of 8.
+#[inline(always)]
+pub fn scale_u8_add(y: &mut [f32], q: &[u8], d: f32, m: f32) {
+    let (d, m) = (wide::f32x8::splat(d), wide::f32x8::splat(m));
+    for (yv, qv) in y.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+        let q = wide::f32x8::new(std::array::from_fn(|i| qv[i] as f32));
+        yv.copy_from_slice((d * q + m).as_array());
+    }
+}
+
+/// `y_i = d·q_i − m` (multiply, then subtract: never fused) over whole chunks of 8.
+#[inline(always)]
+pub fn scale_u8_sub(y: &mut [f32], q: &[u8], d: f32, m: f32) {
+    let (d, m) = (wide::f32x8::splat(d), wide::f32x8::splat(m));
+    for (yv, qv) in y.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+        let q = wide::f32x8::new(std::array::from_fn(|i| qv[i] as f32));
+        yv.copy_from_slice((d * q - m).as_array());
+    }
+}
+
+/// `max |x_i|` (0 for an empty slice), with 8 independent running maxima so the compiler
+/// vectorizes it; max is exact, so the result does not depend on the order.
+#[inline(always)]
+pub fn abs_max(xs: &[f32]) -> f32 {
+    let mut m = [0.0f32; 8];
+    let body = xs.len() / 8 * 8;
+    for c in xs[..body].chunks_exact(8) {
+        for i in 0..8 {
+            m[i] = m[i].max(c[i].abs());
+        }
+    }
+    let tail = xs[body..].iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    m.iter().fold(tail, |a, &v| a.max(v))
+}

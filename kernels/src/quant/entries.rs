@@ -8,8 +8,8 @@ use crate::registry::{self, Availability, Buffer, Case, CaseSet, OpInfo, Shape, 
 use crate::tolerance::Tolerance;
 
 use super::{
-    dequant_fn, dequantize_row_variant, quantize_activations, quantize_row, random, select_qmatmul,
-    vec_dot, QuantType, DEQUANT_TYPES, WEIGHT_TYPES,
+    dequantize_row_variant, quantize_activations, quantize_row, random, select_qmatmul, vec_dot,
+    QuantType, DEQUANT_TYPES, WEIGHT_TYPES,
 };
 
 /// Dot-product bound for every quantized dot: `|Δ| ≤ 64·ε·Σ|w_i·a_i|` over the dequantized
@@ -18,6 +18,17 @@ use super::{
 const DOT_TOLERANCE: Tolerance = Tolerance::DotBound { c: 64.0 };
 
 const VARIANT_NAMES: [&str; 3] = ["naive", "simd", "avx2"];
+
+/// The formats whose dequantization has an `avx2` variant.
+const HAS_AVX2_DEQUANT: [QuantType; 7] = [
+    QuantType::F16,
+    QuantType::Q4_0,
+    QuantType::Q4_1,
+    QuantType::Q5_0,
+    QuantType::Q5_1,
+    QuantType::Q8_0,
+    QuantType::Q8_1,
+];
 
 fn ty<const T: u32>() -> QuantType {
     QuantType::from_id(T).expect("registered with a valid id")
@@ -149,11 +160,15 @@ fn dequant_variants<const T: u32>() -> Vec<Variant> {
             run: dequant_run::<T, 1>,
         },
     ];
-    if dequant_fn(t, "avx2").is_some() || t == QuantType::F16 {
+    if HAS_AVX2_DEQUANT.contains(&t) {
         v.push(Variant {
             op,
             name: "avx2",
-            summary: "F16C vcvtph2ps, 8 values per instruction",
+            summary: if t == QuantType::F16 {
+                "F16C vcvtph2ps, 8 values per instruction"
+            } else {
+                "unpack a block in a ymm register, vpmovsxbd/cvtdq2ps, scale (no FMA)"
+            },
             available: needs_avx2_f16c,
             run: dequant_run::<T, 2>,
         });
@@ -435,7 +450,7 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
     match stage {
         "simd" => DEQUANT_TYPES
             .iter()
-            .map(|&t| (dequant_op(t), if t == QuantType::F16 { FAST } else { SIMD }))
+            .map(|&t| (dequant_op(t), if HAS_AVX2_DEQUANT.contains(&t) { FAST } else { SIMD }))
             .collect(),
         "quantized" => {
             WEIGHT_TYPES.iter().flat_map(|&t| [(dot_op(t), FAST), (qmatvec_op(t), FAST)]).collect()

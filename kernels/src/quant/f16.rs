@@ -109,15 +109,18 @@ pub fn dequantize_f16_simd(src: &[u8], dst: &mut [f32]) {
     assert_row(QuantType::F16, src, dst);
     let body = dst.len() / 8 * 8;
     for (ys, hs) in dst[..body].chunks_exact_mut(8).zip(src[..2 * body].chunks_exact(16)) {
-        for (y, h) in ys.iter_mut().zip(hs.chunks_exact(2)) {
-            let h = u16::from_le_bytes([h[0], h[1]]) as u32;
-            let scaled = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
-            let special = match (h & 0x7c00 == 0x7c00, h & 0x3ff != 0) {
-                (false, _) => 0,
-                (true, false) => 0x7f80_0000,
-                (true, true) => 0x7fc0_0000,
-            };
-            *y = f32::from_bits(scaled.to_bits() | special | ((h & 0x8000) << 16));
+        let h: [u32; 8] =
+            std::array::from_fn(|i| u16::from_le_bytes([hs[2 * i], hs[2 * i + 1]]) as u32);
+        let mut out = [0u32; 8];
+        for i in 0..8 {
+            let scaled = f32::from_bits((h[i] & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
+            let special = (h[i] & 0x7c00 == 0x7c00) as u32;
+            let nan = special & (h[i] & 0x3ff != 0) as u32;
+            out[i] =
+                scaled.to_bits() | (special * 0x7f80_0000) | (nan << 22) | ((h[i] & 0x8000) << 16);
+        }
+        for (y, o) in ys.iter_mut().zip(out) {
+            *y = f32::from_bits(o);
         }
     }
     dequantize_f16_naive(&src[2 * body..], &mut dst[body..]);

@@ -152,6 +152,26 @@ pub fn quantize_activations_into(
     acts.row_bytes = row_bytes;
     acts.blocks.clear();
     acts.blocks.resize(m * row_bytes, 0);
+    let cpu = crate::cpu::detected();
+    #[cfg(target_arch = "x86_64")]
+    if cpu.has_avx2_fma() && cpu.f16c {
+        // SAFETY: AVX2/FMA/F16C present; `x` fills exactly the blocks (checked above). The
+        // AVX2 quantizers are bit-identical to the reference ones (tests/quant_quantizers.rs).
+        unsafe {
+            match act {
+                QuantType::Q8_0 => {
+                    crate::arch::quant_avx2::quantize_q8_0_or_1(x, &mut acts.blocks, false)
+                }
+                QuantType::Q8_1 => {
+                    crate::arch::quant_avx2::quantize_q8_0_or_1(x, &mut acts.blocks, true)
+                }
+                _ => crate::arch::quant_avx2::quantize_q8_k(x, &mut acts.blocks),
+            }
+        }
+        acts.fill_scales();
+        return Ok(());
+    }
+    let _ = cpu;
     match act {
         QuantType::Q8_0 => q8_0::quantize(x, as_blocks_mut(&mut acts.blocks)),
         QuantType::Q8_1 => q8_1::quantize(x, as_blocks_mut(&mut acts.blocks)),

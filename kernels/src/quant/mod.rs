@@ -9,6 +9,9 @@
 //! - [`quantize_activations`] then [`qmatmul`] (or [`select_qmatmul`] once, then call the
 //!   [`QMatmulFn`]): `y[t, r] = Σ_k w[r, k]·x[t, k]` on the blocks, no dequantization.
 //! - [`f16`]: exact f16/bf16 ↔ f32 conversions.
+//!
+//! A stage picks the qmatmul variant once: `stage.variant(qmatvec_op(wtype)).name` (e.g.
+//! `"avx2"` in the `quantized` stage) → [`select_qmatmul`] → a [`QMatmulFn`] to call per layer.
 
 // Block layouts are defined by index formulas (value i lives at byte f(i)); the loops say so.
 #![allow(clippy::needless_range_loop)]
@@ -35,10 +38,10 @@ mod types;
 use std::fmt;
 
 pub use block::{as_blocks, as_blocks_mut, blocks_as_bytes, Block};
-pub use entries::{op_infos, stage_overrides, variants};
+pub use entries::{dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, variants};
 pub use matmul::{
-    best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations, select_qmatmul,
-    try_quantize_activations, QMatmulFn, QuantizedActs,
+    best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations,
+    quantize_activations_into, select_qmatmul, try_quantize_activations, QMatmulFn, QuantizedActs,
 };
 pub use types::{QuantType, ALL_TYPES};
 
@@ -166,16 +169,30 @@ macro_rules! dequant_fn {
 /// The dequantizer of `t` named `variant` (`naive`, `simd`, `avx2` where one exists), if it
 /// exists and runs on this CPU.
 pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
+    let cpu = crate::cpu::detected();
+    let avx2 = cpu.has_avx2_fma() && cpu.f16c;
     let f: DequantFn = match (t, variant) {
         (QuantType::F32, "naive" | "simd") => f32_copy,
         (QuantType::F16, "naive") => f16::dequantize_f16_naive,
         (QuantType::F16, "simd") => f16::dequantize_f16_simd,
-        (QuantType::F16, "avx2") => {
-            let cpu = crate::cpu::detected();
-            if !(cpu.has_avx2_fma() && cpu.f16c) {
-                return None;
-            }
-            f16::dequantize_f16_avx2
+        (QuantType::F16, "avx2") if avx2 => f16::dequantize_f16_avx2,
+        (QuantType::Q4_0, "avx2") if avx2 => {
+            |s: &[u8], d: &mut [f32]| dequant_avx2(QuantType::Q4_0, s, d)
+        }
+        (QuantType::Q4_1, "avx2") if avx2 => {
+            |s: &[u8], d: &mut [f32]| dequant_avx2(QuantType::Q4_1, s, d)
+        }
+        (QuantType::Q5_0, "avx2") if avx2 => {
+            |s: &[u8], d: &mut [f32]| dequant_avx2(QuantType::Q5_0, s, d)
+        }
+        (QuantType::Q5_1, "avx2") if avx2 => {
+            |s: &[u8], d: &mut [f32]| dequant_avx2(QuantType::Q5_1, s, d)
+        }
+        (QuantType::Q8_0, "avx2") if avx2 => {
+            |s: &[u8], d: &mut [f32]| dequant_avx2(QuantType::Q8_0, s, d)
+        }
+        (QuantType::Q8_1, "avx2") if avx2 => {
+            |s: &[u8], d: &mut [f32]| dequant_avx2(QuantType::Q8_1, s, d)
         }
         (QuantType::BF16, "naive") => f16::dequantize_bf16_naive,
         (QuantType::BF16, "simd") => f16::dequantize_bf16_simd,
@@ -206,6 +223,18 @@ pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
         _ => return None,
     };
     Some(f)
+}
+
+/// The 32-value formats with AVX2 (`check_dequant` has been applied by every caller).
+fn dequant_avx2(t: QuantType, src: &[u8], dst: &mut [f32]) {
+    let cpu = crate::cpu::detected();
+    assert!(cpu.has_avx2_fma() && cpu.f16c, "dequantize avx2: the CPU lacks AVX2/FMA/F16C");
+    assert_eq!(dst.len(), src.len() / t.block_bytes() * 32, "dequantize {t}: output length");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2/FMA/F16C present (asserted); lengths asserted above.
+    unsafe {
+        crate::arch::quant_avx2::dequantize_32(t, src, dst)
+    }
 }
 
 /// The fastest dequantizer of `t` available here (`avx2` where one exists, else `simd`).

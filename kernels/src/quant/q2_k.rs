@@ -11,8 +11,6 @@
 //! ```
 //! Pairs with Q8_K activations.
 
-use wide::f32x8;
-
 use super::block::{self, assert_dequant_len, assert_dot_len, f16_field, Block};
 use super::q8_k::BlockQ8K;
 use super::QuantType;
@@ -70,15 +68,10 @@ pub fn dequantize_simd(blocks: &[BlockQ2K], y: &mut [f32]) {
     assert_dequant_len(QuantType::Q2K, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(256)) {
         let (d, dmin) = (f16_field(b.d), f16_field(b.dmin));
-        let q = b.unpack().map(|q| q as f32);
+        let q = b.unpack();
         for (j, (yv, qv)) in ys.chunks_exact_mut(16).zip(q.chunks_exact(16)).enumerate() {
             let s = b.scales[j];
-            let dl = f32x8::splat(d * (s & 0xf) as f32);
-            let ml = f32x8::splat(dmin * (s >> 4) as f32);
-            for h in 0..2 {
-                let v = dl * f32x8::from(&qv[8 * h..8 * h + 8]) - ml;
-                yv[8 * h..8 * h + 8].copy_from_slice(v.as_array());
-            }
+            block::scale_u8_sub(yv, qv, d * (s & 0xf) as f32, dmin * (s >> 4) as f32);
         }
     }
 }

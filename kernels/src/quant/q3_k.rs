@@ -16,8 +16,6 @@
 //! ```
 //! Pairs with Q8_K activations.
 
-use wide::f32x8;
-
 use super::block::{
     self, assert_dequant_len, assert_dot_len, assert_quant_len, f16_field, nearest_int, Block,
 };
@@ -89,14 +87,9 @@ pub fn dequantize_simd(blocks: &[BlockQ3K], y: &mut [f32]) {
     assert_dequant_len(QuantType::Q3K, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(256)) {
         let d = f16_field(b.d);
-        let sc = b.scales();
-        let q = b.unpack().map(|q| q as f32);
+        let (sc, q) = (b.scales(), b.unpack());
         for (j, (yv, qv)) in ys.chunks_exact_mut(16).zip(q.chunks_exact(16)).enumerate() {
-            let dl = f32x8::splat(d * sc[j] as f32);
-            for h in 0..2 {
-                yv[8 * h..8 * h + 8]
-                    .copy_from_slice((dl * f32x8::from(&qv[8 * h..8 * h + 8])).as_array());
-            }
+            block::scale_i8(yv, qv, d * sc[j] as f32);
         }
     }
 }

@@ -10,8 +10,6 @@
 //! The SmolLM2 file's weight format. Pairs with Q8_1 activations:
 //! `Σ x_w·x_a = d_w·d_a·Σ q_w·q_a + m_w·s_a` per block.
 
-use wide::f32x8;
-
 use super::block::{self, assert_dequant_len, assert_dot_len, assert_quant_len, f16_field, Block};
 use super::f16::f32_to_f16;
 use super::q8_1::BlockQ8_1;
@@ -61,11 +59,7 @@ pub fn dequantize_naive(blocks: &[BlockQ4_1], y: &mut [f32]) {
 pub fn dequantize_simd(blocks: &[BlockQ4_1], y: &mut [f32]) {
     assert_dequant_len(QuantType::Q4_1, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(32)) {
-        let (d, m) = (f32x8::splat(f16_field(b.d)), f32x8::splat(f16_field(b.m)));
-        let q = b.unpack().map(|q| q as f32);
-        for (yv, qv) in ys.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
-            yv.copy_from_slice((d * f32x8::from(qv) + m).as_array());
-        }
+        block::scale_u8_add(ys, &b.unpack(), f16_field(b.d), f16_field(b.m));
     }
 }
 

@@ -14,8 +14,6 @@
 //! ```
 //! Pairs with Q8_K activations.
 
-use wide::f32x8;
-
 use super::block::{
     self, assert_dequant_len, assert_dot_len, assert_quant_len, f16_field, nearest_int, Block,
 };
@@ -109,13 +107,9 @@ pub fn dequantize_simd(blocks: &[BlockQ4K], y: &mut [f32]) {
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(256)) {
         let (d, dmin) = (f16_field(b.d), f16_field(b.dmin));
         let (sc, m) = scales_mins_k4(&b.scales);
-        let q = b.unpack().map(|q| q as f32);
+        let q = b.unpack();
         for (j, (yv, qv)) in ys.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
-            let dl = f32x8::splat(d * sc[j] as f32);
-            let ml = f32x8::splat(dmin * m[j] as f32);
-            for (yc, qc) in yv.chunks_exact_mut(8).zip(qv.chunks_exact(8)) {
-                yc.copy_from_slice((dl * f32x8::from(qc) - ml).as_array());
-            }
+            block::scale_u8_sub(yv, qv, d * sc[j] as f32, dmin * m[j] as f32);
         }
     }
 }

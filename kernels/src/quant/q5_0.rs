@@ -10,8 +10,6 @@
 //! ```
 //! Pairs with Q8_0 activations.
 
-use wide::f32x8;
-
 use super::block::{self, assert_dequant_len, assert_dot_len, assert_quant_len, f16_field, Block};
 use super::f16::f32_to_f16;
 use super::q8_0::BlockQ8_0;
@@ -62,11 +60,8 @@ pub fn dequantize_naive(blocks: &[BlockQ5_0], y: &mut [f32]) {
 pub fn dequantize_simd(blocks: &[BlockQ5_0], y: &mut [f32]) {
     assert_dequant_len(QuantType::Q5_0, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(32)) {
-        let d = f32x8::splat(f16_field(b.d));
-        let q = b.unpack().map(|q| (q as i32 - 16) as f32);
-        for (yv, qv) in ys.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
-            yv.copy_from_slice((d * f32x8::from(qv)).as_array());
-        }
+        let q = b.unpack().map(|q| q as i8 - 16);
+        block::scale_i8(ys, &q, f16_field(b.d));
     }
 }
 

@@ -13,8 +13,6 @@
 //! ```
 //! Pairs with Q8_K activations.
 
-use wide::f32x8;
-
 use super::block::{self, assert_dequant_len, assert_dot_len, f16_field, Block};
 use super::q4_k::scales_mins_k4;
 use super::q8_k::BlockQ8K;
@@ -45,9 +43,10 @@ impl BlockQ5K {
         let mut q = [0u8; 256];
         for c in 0..4 {
             for l in 0..32 {
-                let (i0, i1) = (64 * c + l, 64 * c + 32 + l);
-                q[i0] = (self.qs[32 * c + l] & 0xf) | (((self.qh[l] >> (i0 / 32)) & 1) << 4);
-                q[i1] = (self.qs[32 * c + l] >> 4) | (((self.qh[l] >> (i1 / 32)) & 1) << 4);
+                // value 64c + l has its 5th bit at bit 2c of qh[l], value 64c + 32 + l at 2c + 1
+                q[64 * c + l] = (self.qs[32 * c + l] & 0xf) | (((self.qh[l] >> (2 * c)) & 1) << 4);
+                q[64 * c + 32 + l] =
+                    (self.qs[32 * c + l] >> 4) | (((self.qh[l] >> (2 * c + 1)) & 1) << 4);
             }
         }
         q
@@ -75,13 +74,9 @@ pub fn dequantize_simd(blocks: &[BlockQ5K], y: &mut [f32]) {
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(256)) {
         let (d, dmin) = (f16_field(b.d), f16_field(b.dmin));
         let (sc, m) = scales_mins_k4(&b.scales);
-        let q = b.unpack().map(|q| q as f32);
+        let q = b.unpack();
         for (j, (yv, qv)) in ys.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
-            let dl = f32x8::splat(d * sc[j] as f32);
-            let ml = f32x8::splat(dmin * m[j] as f32);
-            for (yc, qc) in yv.chunks_exact_mut(8).zip(qv.chunks_exact(8)) {
-                yc.copy_from_slice((dl * f32x8::from(qc) - ml).as_array());
-            }
+            block::scale_u8_sub(yv, qv, d * sc[j] as f32, dmin * m[j] as f32);
         }
     }
 }

@@ -9,9 +9,7 @@
 //! ```
 //! Activations for Q4_1 and Q5_1 weights.
 
-use wide::f32x8;
-
-use super::block::{assert_dequant_len, assert_quant_len, f16_field, round_half_away, Block};
+use super::block::{self, assert_dequant_len, assert_quant_len, f16_field, round_half_away, Block};
 use super::f16::f32_to_f16;
 use super::QuantType;
 
@@ -46,11 +44,7 @@ pub fn dequantize_naive(blocks: &[BlockQ8_1], y: &mut [f32]) {
 pub fn dequantize_simd(blocks: &[BlockQ8_1], y: &mut [f32]) {
     assert_dequant_len(QuantType::Q8_1, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(32)) {
-        let d = f32x8::splat(f16_field(b.d));
-        let q = b.qs.map(|q| q as f32);
-        for (yv, qv) in ys.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
-            yv.copy_from_slice((d * f32x8::from(qv)).as_array());
-        }
+        block::scale_i8(ys, &b.qs, f16_field(b.d));
     }
 }
 
@@ -59,12 +53,13 @@ pub fn dequantize_simd(blocks: &[BlockQ8_1], y: &mut [f32]) {
 pub fn quantize(x: &[f32], blocks: &mut [BlockQ8_1]) {
     assert_quant_len(QuantType::Q8_1, x, blocks.len());
     for (xs, b) in x.chunks_exact(32).zip(blocks.iter_mut()) {
-        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let amax = block::abs_max(xs);
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
         for (q, &v) in b.qs.iter_mut().zip(xs) {
-            *q = round_half_away(v * id) as i8;
+            // the clamp only acts when 1/d overflows (blocks of subnormal values)
+            *q = round_half_away(v * id).clamp(-127.0, 127.0) as i8;
             sum += *q as i32;
         }
         b.d = f32_to_f16(d).to_le_bytes();

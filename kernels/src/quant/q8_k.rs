@@ -12,7 +12,7 @@
 
 use wide::f32x8;
 
-use super::block::{assert_dequant_len, assert_quant_len, nearest_int, Block};
+use super::block::{self, assert_dequant_len, assert_quant_len, Block};
 use super::QuantType;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,20 +71,18 @@ pub fn dequantize_simd(blocks: &[BlockQ8K], y: &mut [f32]) {
 pub fn quantize(x: &[f32], blocks: &mut [BlockQ8K]) {
     assert_quant_len(QuantType::Q8K, x, blocks.len());
     for (xs, b) in x.chunks_exact(256).zip(blocks.iter_mut()) {
-        let (mut amax, mut max) = (0.0f32, 0.0f32);
-        for &v in xs {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        // the first value of the largest magnitude, keeping its sign
+        let amax = block::abs_max(xs);
+        let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
         if amax == 0.0 {
             *b = BlockQ8K { d: [0; 4], qs: [0; 256], bsums: [[0; 2]; 16] };
             continue;
         }
         let iscale = -127.0 / max;
         for (q, &v) in b.qs.iter_mut().zip(xs) {
-            *q = nearest_int(iscale * v).min(127) as i8;
+            // ggml: min(127, nearest_int(iscale·x)); the clamp below −127 (and NaN → 0) only
+            // acts when −127/max overflows (blocks of subnormal values)
+            *q = (iscale * v).round_ties_even().clamp(-127.0, 127.0) as i8;
         }
         for (j, s) in b.bsums.iter_mut().enumerate() {
             let sum: i32 = b.qs[16 * j..16 * j + 16].iter().map(|&q| q as i32).sum();

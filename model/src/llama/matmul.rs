@@ -22,14 +22,14 @@ pub const ROW_ALIGN: usize = 8;
 
 /// A pointer that parts of a pool job may share; each part writes a disjoint set of elements.
 #[derive(Clone, Copy)]
-struct SharedMut<T>(*mut T);
+pub(crate) struct SharedMut<T>(pub(crate) *mut T);
 // SAFETY: used only to write disjoint elements from different parts of one `ThreadPool::run`.
 unsafe impl<T> Sync for SharedMut<T> {}
 unsafe impl<T> Send for SharedMut<T> {}
 
 impl<T> SharedMut<T> {
     /// A method (not a field access) so closures capture the whole `Sync` wrapper.
-    fn ptr(&self) -> *mut T {
+    pub(crate) fn ptr(&self) -> *mut T {
         self.0
     }
 }

@@ -15,8 +15,9 @@
 //! Prefill runs the prompt as batches of up to `max_batch` tokens (the GEMM path); decode is
 //! `m = 1` (the GEMV path). Kernels are function pointers chosen once at load; scratch
 //! buffers are allocated at load, so the decode loop allocates nothing. Matmuls split their
-//! weight rows across the model's persistent [`ThreadPool`]; the small ops (norms, RoPE,
-//! attention, SiLU, residual adds) run on the calling thread.
+//! weight rows across the model's persistent [`ThreadPool`], prefill attention splits its
+//! query tokens; the small ops (norms, RoPE, decode attention, SiLU, residual adds) run on
+//! the calling thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use gllm_kernels::quant::f16;
 use gllm_kernels::stage::{self, ResolvedStage};
 use gllm_kernels::threads::ThreadPool;
 
+use super::attention::attend;
 use super::error::ModelError;
 use super::matmul::{project, project_group_decode, Activations, PartBuffers};
 use super::weights::{Matrix, Weights};
@@ -358,7 +360,7 @@ impl Model {
                     }
                 }
             }
-            (k.attention)(&mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
+            attend(pool, k.attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
             s.acts.reset();
             project(
                 pool,

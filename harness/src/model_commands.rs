@@ -32,6 +32,23 @@ impl<E: std::error::Error> From<E> for ModelCommandError {
     }
 }
 
+/// `println!` that returns a [`ModelCommandError`] (closed pipe, full disk) instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| ModelCommandError(format!("writing to stdout: {e}")))?
+    };
+}
+
+/// `print!` with the same error handling as [`out!`].
+macro_rules! outn {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| ModelCommandError(format!("writing to stdout: {e}")))?
+    };
+}
+
 fn fail<T>(message: impl Into<String>) -> Result<T, ModelCommandError> {
     Err(ModelCommandError(message.into()))
 }
@@ -226,30 +243,30 @@ pub fn run_generate(args: &GenerateArgs) -> Result<(), ModelCommandError> {
             "load_seconds": load_seconds,
             "peak_rss_bytes": rss,
         });
-        println!("{v}");
+        out!("{v}");
     } else {
-        println!();
-        println!(
+        out!();
+        out!(
             "[{} | stage {} | {} thread(s) | warm-up {}]",
             path.display(),
             model.stage().name,
             model.threads(),
             if g.warmup { "yes" } else { "no" }
         );
-        println!(
+        out!(
             "prefill: {} tokens in {:.3} s = {:.1} tokens/s",
             g.prefill_tokens,
             g.prefill_seconds,
             g.prefill_tokens_per_s()
         );
-        println!(
+        out!(
             "decode:  {} tokens in {:.3} s = {:.1} tokens/s",
             g.decode_tokens,
             g.decode_seconds,
             g.decode_tokens_per_s()
         );
         if let Some(r) = rss {
-            println!("peak RSS: {:.1} MiB (load {:.2} s)", r as f64 / 1048576.0, load_seconds);
+            out!("peak RSS: {:.1} MiB (load {:.2} s)", r as f64 / 1048576.0, load_seconds);
         }
     }
     Ok(())
@@ -262,9 +279,9 @@ pub fn run_tokenize(args: &TokenizeArgs) -> Result<(), ModelCommandError> {
     let file = GgufFile::open(&args.model)?;
     let tokenizer = Tokenizer::from_gguf(&file)?;
     if args.json {
-        println!("{}", gllm_model::tokenizer::tokenize_json(&tokenizer, &args.text, args.special));
+        out!("{}", gllm_model::tokenizer::tokenize_json(&tokenizer, &args.text, args.special));
     } else {
-        print!("{}", gllm_model::tokenizer::tokenize_text(&tokenizer, &args.text, args.special));
+        outn!("{}", gllm_model::tokenizer::tokenize_text(&tokenizer, &args.text, args.special));
     }
     Ok(())
 }
@@ -274,9 +291,9 @@ pub fn run_gguf(command: &GgufCommand) -> Result<(), ModelCommandError> {
         GgufCommand::Info { file, json } => {
             let f = GgufFile::open(file)?;
             if *json {
-                println!("{}", info_json(&f, Some(64)));
+                out!("{}", info_json(&f, Some(64)));
             } else {
-                print!("{}", info_text(&f));
+                outn!("{}", info_text(&f));
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! `gllm-bench`: staged comparisons, baselines, exports and reports.
 
 mod commands;
+mod model_commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,6 +168,13 @@ enum Command {
         #[arg(long)]
         remeasure: bool,
     },
+    /// Generate text with a GGUF model through one stage (prefill and decode tokens/s).
+    Generate(model_commands::GenerateArgs),
+    /// Tokenize text with a GGUF file's vocabulary.
+    Tokenize(model_commands::TokenizeArgs),
+    /// Inspect or extract GGUF files.
+    #[command(subcommand)]
+    Gguf(model_commands::GgufCommand),
 }
 
 #[derive(Subcommand)]
@@ -247,9 +255,23 @@ fn main() -> ExitCode {
             commands::export(&ctx, format, input.as_deref(), &out)
         }
         Command::Machine { json, remeasure } => commands::machine(&ctx, json, remeasure),
+        Command::Generate(args) => return model_exit(model_commands::run_generate(&args)),
+        Command::Tokenize(args) => return model_exit(model_commands::run_tokenize(&args)),
+        Command::Gguf(command) => return model_exit(model_commands::run_gguf(&command)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("gllm-bench: error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Exit code 3 with the message for a failed model command.
+fn model_exit(result: Result<(), model_commands::ModelCommandError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gllm-bench: error: {e}");
             ExitCode::from(3)

@@ -1,0 +1,423 @@
+//! The llama forward pass over a KV cache, every op through one stage's kernels.
+//!
+//! Per token batch `x: [m, n_embd]` at positions `pos .. pos + m`:
+//! ```text
+//! x = token_embd[ids]
+//! for each layer:
+//!     h = rms_norm(x) · attn_norm
+//!     q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ ; RoPE(q, k) (adjacent pairs, ggml mode 0)
+//!     K, V cache[pos .. pos + m] = k, v
+//!     x += attention(q, K, V)·Woᵀ            (grouped-query, causal)
+//!     h = rms_norm(x) · ffn_norm
+//!     x += (silu(h·Wgateᵀ) ⊙ h·Wupᵀ)·Wdownᵀ
+//! logits = (rms_norm(x) · output_norm)·Woutᵀ  (Wout = token_embd when tied)
+//! ```
+//! Prefill runs the prompt as batches of up to `max_batch` tokens (the GEMM path); decode is
+//! `m = 1` (the GEMV path). Kernels are function pointers chosen once at load; scratch
+//! buffers are allocated at load, so the decode loop allocates nothing. Matmuls split their
+//! weight rows across the model's persistent [`ThreadPool`], prefill attention splits its
+//! query tokens; the small ops (norms, RoPE, decode attention, SiLU, residual adds) run on
+//! the calling thread.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gllm_kernels::ops::attention::AttentionShape;
+use gllm_kernels::ops::rope::{RopePairing, RopeShape, RopeTable};
+use gllm_kernels::ops::KernelSet;
+use gllm_kernels::quant::f16;
+use gllm_kernels::stage::{self, ResolvedStage};
+use gllm_kernels::threads::ThreadPool;
+
+use super::attention::attend;
+use super::error::ModelError;
+use super::matmul::{project, project_group_decode, Activations, PartBuffers};
+use super::weights::{Matrix, Weights};
+use crate::config::LlamaConfig;
+use crate::gguf::GgufFile;
+
+/// Load-time choices.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Threads of the model's pool (the caller included); 0 is treated as 1.
+    pub threads: usize,
+    /// KV-cache positions (default: the file's context length). Memory is committed only as
+    /// positions are written.
+    pub max_positions: Option<usize>,
+    /// Tokens per prefill batch; longer inputs run in several batches.
+    pub max_batch: usize,
+    /// Round K and V to f16 precision as they enter the cache (stored as f32), as llama.cpp's
+    /// default f16 KV cache does. Off by default: on the reference prompts it did not bring the
+    /// quantized stage closer to llama.cpp (see `tests/forward_real.rs`).
+    pub kv_f16: bool,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { threads: 1, max_positions: None, max_batch: 256, kv_f16: false }
+    }
+}
+
+/// K and V of every layer, head-major per layer: `[n_layers][n_kv_heads][capacity][head_dim]`.
+struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    capacity: usize,
+    layer_len: usize,
+}
+
+/// Activation buffers for one batch of up to `max_batch` tokens.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    ffn: Vec<f32>,
+    logits: Vec<f32>,
+    acts: Activations,
+    parts: PartBuffers,
+}
+
+/// A llama model ready to run on one stage.
+pub struct Model {
+    config: LlamaConfig,
+    stage: ResolvedStage,
+    kernels: KernelSet,
+    weights: Weights,
+    pool: ThreadPool,
+    rope: RopeTable,
+    cache: KvCache,
+    scratch: Scratch,
+    max_batch: usize,
+    kv_f16: bool,
+    /// Positions filled in the KV cache.
+    pos: usize,
+}
+
+impl Model {
+    /// Opens `path` (memory-mapped) and prepares it for the built-in stage `stage`.
+    pub fn load(
+        path: impl AsRef<Path>,
+        stage: &str,
+        options: &ModelOptions,
+    ) -> Result<Model, ModelError> {
+        let stage = stage::resolve(&stage::builtin(), stage)
+            .map_err(|e| ModelError::Stage(e.to_string()))?;
+        let file = Arc::new(GgufFile::open(path)?);
+        Model::from_file(file, &stage, options)
+    }
+
+    /// Prepares an open file for a resolved stage.
+    pub fn from_file(
+        file: Arc<GgufFile>,
+        stage: &ResolvedStage,
+        options: &ModelOptions,
+    ) -> Result<Model, ModelError> {
+        let config = LlamaConfig::from_gguf(&file)?;
+        config.check_tensors(&file)?;
+        let kernels = KernelSet::from_stage(stage);
+        let weights = Weights::load(file, &config, stage)?;
+        let capacity = options.max_positions.unwrap_or(config.context_length);
+        if capacity == 0 || capacity > config.context_length {
+            return Err(ModelError::Invalid(format!(
+                "max_positions {capacity} must be in 1..={} (the context length)",
+                config.context_length
+            )));
+        }
+        let max_batch = options.max_batch.clamp(1, capacity);
+        let layer_len = config.n_kv_heads * capacity * config.head_dim;
+        // Zeroed allocations are mapped lazily: untouched positions cost no memory.
+        let cache = KvCache {
+            k: vec![0.0; config.n_layers * layer_len],
+            v: vec![0.0; config.n_layers * layer_len],
+            capacity,
+            layer_len,
+        };
+        let (e, qd, kvd, ff) = (
+            config.n_embd,
+            config.n_heads * config.head_dim,
+            config.n_kv_heads * config.head_dim,
+            config.n_ff,
+        );
+        let b = max_batch;
+        let scratch = Scratch {
+            x: vec![0.0; b * e],
+            h: vec![0.0; b * e],
+            q: vec![0.0; b * qd],
+            k: vec![0.0; b * kvd],
+            v: vec![0.0; b * kvd],
+            att: vec![0.0; b * qd],
+            proj: vec![0.0; b * e],
+            gate: vec![0.0; b * ff],
+            up: vec![0.0; b * ff],
+            ffn: vec![0.0; b * ff],
+            logits: vec![0.0; config.vocab_size],
+            ..Default::default()
+        };
+        let rope = RopeTable::new(config.rope_freq_base, config.rope_dim, capacity);
+        Ok(Model {
+            kernels,
+            weights,
+            pool: ThreadPool::new(options.threads),
+            rope,
+            cache,
+            scratch,
+            max_batch,
+            kv_f16: options.kv_f16,
+            pos: 0,
+            stage: stage.clone(),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+    pub fn stage(&self) -> &ResolvedStage {
+        &self.stage
+    }
+    pub fn kernels(&self) -> &KernelSet {
+        &self.kernels
+    }
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+    pub fn file(&self) -> &GgufFile {
+        &self.weights.file
+    }
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+    /// Positions filled in the KV cache (the next token's position).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+    /// Positions the KV cache holds.
+    pub fn capacity(&self) -> usize {
+        self.cache.capacity
+    }
+    /// Empties the KV cache (the next forward starts at position 0).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+    /// Forgets every position from `pos` on (keeps a shared prefix).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
+    /// Runs `tokens` at positions `position() ..`, appending them to the KV cache, and returns
+    /// the logits of every token (`[tokens.len(), vocab]`, row-major) when `all_logits`, else
+    /// those of the last token only (`[vocab]`). Empty `tokens` return empty logits.
+    pub fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<&[f32], ModelError> {
+        let vocab = self.config.vocab_size;
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::TokenOutOfRange { id, vocab_size: vocab });
+        }
+        let needed = self.pos + tokens.len();
+        if needed > self.cache.capacity {
+            return Err(ModelError::ContextFull {
+                needed,
+                capacity: self.cache.capacity,
+                context_length: self.config.context_length,
+            });
+        }
+        if tokens.is_empty() {
+            return Ok(&[]);
+        }
+        let rows = if all_logits { tokens.len() } else { 1 };
+        if self.scratch.logits.len() < rows * vocab {
+            self.scratch.logits.resize(rows * vocab, 0.0);
+        }
+        let chunks = tokens.len().div_ceil(self.max_batch);
+        for (c, chunk) in tokens.chunks(self.max_batch).enumerate() {
+            self.run_layers(chunk);
+            let m = chunk.len();
+            if all_logits {
+                let first = c * self.max_batch;
+                self.logits(0, m, first);
+            } else if c + 1 == chunks {
+                self.logits(m - 1, 1, 0);
+            }
+            self.pos += m;
+        }
+        Ok(&self.scratch.logits[..rows * vocab])
+    }
+
+    /// The prompt as batches; the last token's logits.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        self.forward(tokens, false)
+    }
+
+    /// One token; its logits.
+    pub fn decode(&mut self, token: u32) -> Result<&[f32], ModelError> {
+        self.forward(&[token], false)
+    }
+
+    /// Final norm of batch rows `row0 .. row0 + m` and their logits into logits rows
+    /// `out_row0 ..`.
+    fn logits(&mut self, row0: usize, m: usize, out_row0: usize) {
+        let e = self.config.n_embd;
+        let vocab = self.config.vocab_size;
+        let s = &mut self.scratch;
+        let k = &self.kernels;
+        (k.rms_norm)(
+            &mut s.h[..m * e],
+            &s.x[row0 * e..(row0 + m) * e],
+            &self.weights.output_norm,
+            self.config.rms_norm_eps,
+        );
+        s.acts.reset();
+        let w = self.weights.logits_matrix();
+        project(
+            &self.pool,
+            k.linear,
+            &self.weights.file,
+            w,
+            &s.h[..m * e],
+            &mut s.acts,
+            m,
+            &mut s.logits[out_row0 * vocab..(out_row0 + m) * vocab],
+            &mut s.parts,
+        );
+    }
+
+    /// Every layer over `tokens` (at positions `pos ..`), leaving the residual stream in
+    /// `scratch.x`.
+    fn run_layers(&mut self, tokens: &[u32]) {
+        let m = tokens.len();
+        let cfg = &self.config;
+        let (e, hd) = (cfg.n_embd, cfg.head_dim);
+        let (qd, kvd, ff) = (cfg.n_heads * hd, cfg.n_kv_heads * hd, cfg.n_ff);
+        let eps = cfg.rms_norm_eps;
+        let pos0 = self.pos;
+        let k = &self.kernels;
+        let s = &mut self.scratch;
+        let w = &self.weights;
+        let file = &*w.file;
+        let pool = &self.pool;
+        for (t, &id) in tokens.iter().enumerate() {
+            w.token_embd.row_into(file, id as usize, &mut s.x[t * e..(t + 1) * e]);
+        }
+        let rope_shape = RopeShape {
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+            pos0,
+            pairing: RopePairing::Adjacent,
+        };
+        let att_shape = AttentionShape {
+            m,
+            kv_len: pos0 + m,
+            capacity: self.cache.capacity,
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+        };
+        let cap = self.cache.capacity;
+        let layer_len = self.cache.layer_len;
+        for (l, lw) in w.layers.iter().enumerate() {
+            // Attention block.
+            (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.attn_norm, eps);
+            s.acts.reset();
+            let h = &s.h[..m * e];
+            let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
+                project(pool, k.linear, file, mat, h, acts, m, out, &mut s.parts)
+            };
+            if m == 1 {
+                project_group_decode(
+                    pool,
+                    k.linear,
+                    file,
+                    [&lw.wq, &lw.wk, &lw.wv],
+                    h,
+                    &mut s.acts,
+                    [&mut s.q[..qd], &mut s.k[..kvd], &mut s.v[..kvd]],
+                    &mut s.parts,
+                );
+            } else {
+                proj(&lw.wq, &mut s.q[..m * qd], &mut s.acts);
+                proj(&lw.wk, &mut s.k[..m * kvd], &mut s.acts);
+                proj(&lw.wv, &mut s.v[..m * kvd], &mut s.acts);
+            }
+            (k.rope)(&mut s.q[..m * qd], &mut s.k[..m * kvd], rope_shape, &self.rope);
+            let kc = &mut self.cache.k[l * layer_len..(l + 1) * layer_len];
+            let vc = &mut self.cache.v[l * layer_len..(l + 1) * layer_len];
+            for t in 0..m {
+                for g in 0..cfg.n_kv_heads {
+                    let src = t * kvd + g * hd;
+                    let dst = (g * cap + pos0 + t) * hd;
+                    kc[dst..dst + hd].copy_from_slice(&s.k[src..src + hd]);
+                    vc[dst..dst + hd].copy_from_slice(&s.v[src..src + hd]);
+                    if self.kv_f16 {
+                        round_to_f16(&mut kc[dst..dst + hd]);
+                        round_to_f16(&mut vc[dst..dst + hd]);
+                    }
+                }
+            }
+            attend(pool, k.attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
+            s.acts.reset();
+            project(
+                pool,
+                k.linear,
+                file,
+                &lw.wo,
+                &s.att[..m * qd],
+                &mut s.acts,
+                m,
+                &mut s.proj[..m * e],
+                &mut s.parts,
+            );
+            (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+
+            // Feed-forward block.
+            (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.ffn_norm, eps);
+            s.acts.reset();
+            let h = &s.h[..m * e];
+            let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
+                project(pool, k.linear, file, mat, h, acts, m, out, &mut s.parts)
+            };
+            if m == 1 {
+                project_group_decode(
+                    pool,
+                    k.linear,
+                    file,
+                    [&lw.gate, &lw.up],
+                    h,
+                    &mut s.acts,
+                    [&mut s.gate[..ff], &mut s.up[..ff]],
+                    &mut s.parts,
+                );
+            } else {
+                proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
+                proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
+            }
+            (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
+            s.acts.reset();
+            project(
+                pool,
+                k.linear,
+                file,
+                &lw.down,
+                &s.ffn[..m * ff],
+                &mut s.acts,
+                m,
+                &mut s.proj[..m * e],
+                &mut s.parts,
+            );
+            (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+        }
+    }
+}
+
+/// Rounds every value to the nearest f16 (round to nearest even), kept as f32.
+fn round_to_f16(x: &mut [f32]) {
+    for v in x {
+        *v = f16::f16_to_f32(f16::f32_to_f16(*v));
+    }
+}

@@ -1,14 +1,20 @@
+//! How far two stages' (or KV-cache precisions') logits are apart on llama.cpp's reference
+//! lines, teacher-forced: RMS and max over each step's llama.cpp top-5 tokens.
+//!
+//! Usage: stage_diff MODEL.gguf STAGE_A KV_F16_A(0|1) STAGE_B KV_F16_B(0|1)
+//! (run from the workspace root: reads model/tests/data/llama-cpp-reference.jsonl)
 use gllm_model::{Model, ModelOptions};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (sa, fa, sb, fb) = (&args[1], args[2] == "1", &args[3], args[4] == "1");
+    assert!(args.len() == 6, "usage: stage_diff MODEL.gguf STAGE_A 0|1 STAGE_B 0|1");
+    let path = &args[1];
+    let (sa, fa, sb, fb) = (&args[2], args[3] == "1", &args[4], args[5] == "1");
     let text = std::fs::read_to_string("model/tests/data/llama-cpp-reference.jsonl").unwrap();
     let v: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|v: &serde_json::Value| v["kind"] == "greedy")
         .collect();
-    let path = "/work/wt/models/SmolLM2-135M-Instruct.Q4_1.gguf";
     let mut a = Model::load(
         path,
         sa,

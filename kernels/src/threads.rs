@@ -2,11 +2,13 @@
 //!
 //! `pool.run(parts, f)` calls `f(part)` for every `part in 0..parts`, spread over the pool's
 //! threads (the calling thread takes part of the work), and returns when all calls are done.
-//! Parts are assigned statically (thread `t` takes parts `t, t + T, t + 2T, ...`), so the
-//! same part always runs on the same thread for the same `parts`: good for caches, and
-//! deterministic. Workers spin briefly on the job counter before parking, because decode issues
-//! a few hundred short parallel regions per token and waking a parked thread costs more
-//! (~5-20 µs) than most of them take.
+//! Threads claim parts from a shared counter, so when a worker is descheduled (a shared,
+//! oversubscribed machine) the caller simply takes its parts instead of waiting a scheduler
+//! time slice for it. Results do not depend on which thread ran a part (each part writes its own
+//! output). Workers spin briefly on the job counter before parking, because decode issues a few
+//! hundred short parallel regions per token and waking a parked thread costs more (~5-20 µs)
+//! than most of them take; every wait yields the CPU between short spins, so spinning never
+//! starves a thread that holds work.
 //!
 //! With one thread, `run` is a plain loop on the caller's thread.
 
@@ -37,6 +39,8 @@ struct Shared {
     generation: AtomicUsize,
     /// Workers that have not yet finished the current job.
     remaining: AtomicUsize,
+    /// The next unclaimed part of the current job.
+    next_part: AtomicUsize,
     job: UnsafeCell<Option<Job>>,
     shutdown: AtomicBool,
     panicked: AtomicBool,
@@ -68,6 +72,7 @@ impl ThreadPool {
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
             remaining: AtomicUsize::new(0),
+            next_part: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
             shutdown: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
@@ -79,7 +84,7 @@ impl ThreadPool {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("gllm-worker-{index}"))
-                    .spawn(move || worker(shared, index, threads))
+                    .spawn(move || worker(shared))
                     .expect("spawning a pool worker thread")
             })
             .collect();
@@ -108,16 +113,16 @@ impl ThreadPool {
         // for `remaining == 0`) and the new generation is published below.
         unsafe { *shared.job.get() = Some(Job { f: f_static, parts }) };
         shared.remaining.store(self.workers.len(), Ordering::Relaxed);
+        shared.next_part.store(0, Ordering::Relaxed);
         {
             let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
             shared.generation.fetch_add(1, Ordering::Release);
             shared.wake.notify_all();
         }
-        let own = panic::catch_unwind(AssertUnwindSafe(|| {
-            (0..parts).step_by(self.threads).for_each(f);
-        }));
+        let own = panic::catch_unwind(AssertUnwindSafe(|| claim_parts(shared, parts, f)));
+        let mut spins = 0u32;
         while shared.remaining.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+            backoff(&mut spins);
         }
         if let Err(payload) = own {
             panic::resume_unwind(payload);
@@ -159,14 +164,37 @@ pub fn split_ranges(len: usize, parts: usize, align: usize) -> Vec<std::ops::Ran
     ranges
 }
 
-fn worker(shared: Arc<Shared>, index: usize, threads: usize) {
+/// Runs parts claimed from the shared counter until none is left.
+fn claim_parts(shared: &Shared, parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    loop {
+        let part = shared.next_part.fetch_add(1, Ordering::Relaxed);
+        if part >= parts {
+            return;
+        }
+        f(part);
+    }
+}
+
+/// One step of a wait: a short busy spin, and every 64th step a yield of the time slice, so a
+/// waiting thread never holds a core that the thread it waits for needs.
+fn backoff(spins: &mut u32) {
+    *spins = spins.wrapping_add(1);
+    if *spins % 64 == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
+fn worker(shared: Arc<Shared>) {
     let mut seen = 0usize;
     loop {
         // Wait for a new generation: spin first, then park.
         let spin_until = Instant::now() + SPIN;
         let mut generation = shared.generation.load(Ordering::Acquire);
+        let mut spins = 0u32;
         while generation == seen && Instant::now() < spin_until {
-            std::hint::spin_loop();
+            backoff(&mut spins);
             generation = shared.generation.load(Ordering::Acquire);
         }
         if generation == seen {
@@ -188,9 +216,7 @@ fn worker(shared: Arc<Shared>, index: usize, threads: usize) {
         let job = unsafe { (*shared.job.get()).expect("a published job") };
         // SAFETY: `run` keeps the closure alive until `remaining` reaches zero.
         let f = unsafe { &*job.f };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            (index..job.parts).step_by(threads).for_each(f);
-        }));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| claim_parts(&shared, job.parts, f)));
         if result.is_err() {
             shared.panicked.store(true, Ordering::Relaxed);
         }

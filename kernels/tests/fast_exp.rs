@@ -74,3 +74,36 @@ fn special_values() {
     assert_eq!(v[6], f32::INFINITY);
     assert_eq!(v[7], 1.0);
 }
+
+/// `fast_exp_sat` (the sigmoid family's blend-free form): bit-identical to `fast_exp` in the
+/// accurate range, and its stated clamped behaviour outside it, on every 97th bit pattern.
+#[test]
+fn fast_exp_sat_matches_fast_exp_and_clamps() {
+    use gllm_kernels::ops::fast_math::{fast_exp, fast_exp_sat};
+    use wide::f32x8;
+    let mut bits = 0u64;
+    let mut checked = 0u64;
+    while bits <= u32::MAX as u64 {
+        let x: [f32; 8] = std::array::from_fn(|i| f32::from_bits((bits + 97 * i as u64) as u32));
+        let (got, want) =
+            (fast_exp_sat(f32x8::from(x)).to_array(), fast_exp(f32x8::from(x)).to_array());
+        for i in 0..8 {
+            let (x, g, w) = (x[i], got[i], want[i]);
+            if x.is_nan() {
+                assert!(g.is_nan(), "fast_exp_sat({x:e}) = {g:e}, want NaN");
+            } else if x < FAST_EXP_MIN_X {
+                assert!(g > 0.0 && g <= 1.2e-38, "fast_exp_sat({x:e}) = {g:e}, want ~1.2e-38");
+            } else if x > FAST_EXP_MAX_X {
+                assert!(g > 1e38, "fast_exp_sat({x:e}) = {g:e}, want huge or +inf");
+                if x >= 88.75 {
+                    assert_eq!(g, f32::INFINITY, "fast_exp_sat({x:e})");
+                }
+            } else {
+                assert_eq!(g.to_bits(), w.to_bits(), "fast_exp_sat({x:e}) differs from fast_exp");
+                checked += 1;
+            }
+        }
+        bits += 8 * 97;
+    }
+    assert!(checked > 1_000_000);
+}

@@ -614,6 +614,219 @@ pub unsafe fn qmatmul(
     }
 }
 
+// ------------------------------------------------------------------ prefill GEMM (m > 1)
+
+/// Formats with 32-value blocks whose quants unpack to one byte vector: signed formats
+/// (Q4_0, Q5_0, Q8_0: i8 quants, dotted with the sign trick) and unsigned ones with a minimum
+/// (Q4_1, Q5_1: u8 quants, plus `m_w · s_a` per block).
+pub(crate) trait Gemm32: Kernel {
+    const SIGNED: bool;
+    /// The block's quants (i8 if `SIGNED`, else u8), scale `d` and minimum `m` (0 if signed).
+    unsafe fn unpack(w: *const u8) -> (__m256i, f32, f32);
+}
+
+macro_rules! gemm32_signed {
+    ($($t:ty),*) => {$(
+        impl Gemm32 for $t {
+            const SIGNED: bool = true;
+            #[inline(always)]
+            unsafe fn unpack(w: *const u8) -> (__m256i, f32, f32) {
+                let p = <$t as Kernel>::prep(w);
+                (p.1, p.2, 0.0)
+            }
+        }
+    )*};
+}
+gemm32_signed!(Q4_0, Q5_0, Q8_0);
+
+macro_rules! gemm32_unsigned {
+    ($($t:ty),*) => {$(
+        impl Gemm32 for $t {
+            const SIGNED: bool = false;
+            #[inline(always)]
+            unsafe fn unpack(w: *const u8) -> (__m256i, f32, f32) {
+                let p = <$t as Kernel>::prep(w);
+                (p.0, p.1, p.2)
+            }
+        }
+    )*};
+}
+gemm32_unsigned!(Q4_1, Q5_1);
+
+/// Weight rows per panel of the GEMM (unpacked once per call into an L1-resident scratch).
+const GEMM_R: usize = 4;
+/// Tokens per register tile of the GEMM (`GEMM_R × GEMM_T` f32x8 accumulators).
+const GEMM_T: usize = 2;
+
+/// The unpacked weights of one panel of `GEMM_R` rows, block-major so a tile walks it
+/// linearly: quants `q[b·R + r]` (and `|q|` for signed formats), scales `d[b·R + r]`
+/// (broadcast to 8 lanes),
+/// minimums row-major `m[r·nb + b]` (for the vectorized minimum term).
+struct Panel {
+    q: Vec<__m256i>,
+    qabs: Vec<__m256i>,
+    d: Vec<__m256>,
+    m: Vec<f32>,
+}
+
+/// One register tile: the panel's `R` rows × tokens `t0..t0+T`, over every block. Returns
+/// the dot products without the minimum term.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_tile<K: Gemm32, const R: usize, const T: usize>(
+    p: &Panel,
+    nb: usize,
+    a: *const u8,
+    a_row: usize,
+    ab: usize,
+    a_qs: usize,
+    ad: *const f32,
+    t0: usize,
+) -> [[f32; T]; R] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let (q, qabs, d) = (p.q.as_ptr(), p.qabs.as_ptr(), p.d.as_ptr().cast::<f32>());
+    for b in 0..nb {
+        let av: [__m256i; T] =
+            std::array::from_fn(|t| loadu(a.add((t0 + t) * a_row + b * ab + a_qs)));
+        let dav: [__m256; T] =
+            std::array::from_fn(|t| _mm256_broadcast_ss(&*ad.add((t0 + t) * nb + b)));
+        for r in 0..R {
+            let w = _mm256_load_si256(q.add(b * R + r));
+            // pre-broadcast in the panel: the scale product is one `vmulps` with a memory
+            // operand instead of a scalar multiply plus a broadcast per (row, token)
+            let dw = _mm256_load_ps(d.add((b * R + r) * 8));
+            let u = if K::SIGNED { _mm256_load_si256(qabs.add(b * R + r)) } else { w };
+            for t in 0..T {
+                let s = if K::SIGNED { _mm256_sign_epi8(av[t], w) } else { av[t] };
+                let i = _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones);
+                acc[r][t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, dav[t]), acc[r][t]);
+            }
+        }
+    }
+    std::array::from_fn(|r| std::array::from_fn(|t| hsum_ps(acc[r][t])))
+}
+
+/// `Σ_b m[b]·s[b]` over `nb` blocks, 8 at a time.
+#[inline(always)]
+unsafe fn min_term(m: *const f32, s: *const f32, nb: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let body = nb / 8 * 8;
+    for b in (0..body).step_by(8) {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(m.add(b)), _mm256_loadu_ps(s.add(b)), acc);
+    }
+    let mut sum = hsum_ps(acc);
+    for b in body..nb {
+        sum += *m.add(b) * *s.add(b);
+    }
+    sum
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm<K: Gemm32>(
+    weights: &[u8],
+    n_rows: usize,
+    k: usize,
+    acts: &QuantizedActs,
+    y: &mut [f32],
+    y_stride: usize,
+) {
+    const R: usize = GEMM_R;
+    const T: usize = GEMM_T;
+    let wb = K::WTYPE.block_bytes();
+    let nb = k / 32;
+    let row_bytes = nb * wb;
+    let ab = acts.ty().block_bytes();
+    let a_qs = if K::SIGNED { 2 } else { 4 };
+    let (a, ad, asum) = (acts.blocks().as_ptr(), acts.scales().as_ptr(), acts.sums());
+    let m = acts.m();
+    let a_row = nb * ab;
+    let zero = _mm256_setzero_si256();
+    let mut p = Panel {
+        q: vec![zero; nb * R],
+        qabs: if K::SIGNED { vec![zero; nb * R] } else { Vec::new() },
+        d: vec![_mm256_setzero_ps(); nb * R],
+        m: vec![0.0; nb * R],
+    };
+    let w = weights.as_ptr();
+    let mut r0 = 0;
+    while r0 < n_rows {
+        let rr = R.min(n_rows - r0);
+        for b in 0..nb {
+            for r in 0..R {
+                // rows past the end are zero: their tile results are computed, never stored
+                let (q, d, mn) = if r < rr {
+                    K::unpack(w.add((r0 + r) * row_bytes + b * wb))
+                } else {
+                    (zero, 0.0, 0.0)
+                };
+                p.q[b * R + r] = q;
+                if K::SIGNED {
+                    p.qabs[b * R + r] = _mm256_sign_epi8(q, q);
+                }
+                p.d[b * R + r] = _mm256_set1_ps(d);
+                p.m[r * nb + b] = mn;
+            }
+        }
+        let mut store = |t0: usize, t: usize, r: usize, v: f32| {
+            let mut v = v;
+            if !K::SIGNED {
+                v += min_term(p.m.as_ptr().add(r * nb), asum.as_ptr().add((t0 + t) * nb), nb);
+            }
+            *y.get_unchecked_mut((t0 + t) * y_stride + r0 + r) = v;
+        };
+        let mut t0 = 0;
+        while t0 + T <= m {
+            let out = gemm_tile::<K, R, T>(&p, nb, a, a_row, ab, a_qs, ad, t0);
+            for r in 0..rr {
+                for t in 0..T {
+                    store(t0, t, r, out[r][t]);
+                }
+            }
+            t0 += T;
+        }
+        while t0 < m {
+            let out = gemm_tile::<K, R, 1>(&p, nb, a, a_row, ab, a_qs, ad, t0);
+            for r in 0..rr {
+                store(t0, 0, r, out[r][0]);
+            }
+            t0 += 1;
+        }
+        r0 += R;
+    }
+}
+
+/// The prefill GEMM for `m > 1`: `y[t·y_stride + r] = Σ w[r]·x[t]` like [`qmatmul`], for the
+/// 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; other formats go to [`qmatmul`]). Each
+/// panel of 4 weight rows is unpacked once into an L1 scratch (quants as bytes, scales as
+/// f32), then register tiles of 4 rows × 2 tokens dot it with `maddubs`/`madd` against every
+/// token; Q4_1/Q5_1's minimum terms `Σ m_w·s_a` are added per output, 8 blocks at a time.
+///
+/// # Safety
+/// As [`qmatmul`].
+pub unsafe fn qgemm(
+    weights: &[u8],
+    wtype: QuantType,
+    n_rows: usize,
+    k: usize,
+    acts: &QuantizedActs,
+    y: &mut [f32],
+    y_stride: usize,
+) {
+    if k == 0 || n_rows == 0 || acts.m() == 0 {
+        return qmatmul(weights, wtype, n_rows, k, acts, y, y_stride);
+    }
+    match wtype {
+        QuantType::Q4_0 => gemm::<Q4_0>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q4_1 => gemm::<Q4_1>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q5_0 => gemm::<Q5_0>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q5_1 => gemm::<Q5_1>(weights, n_rows, k, acts, y, y_stride),
+        QuantType::Q8_0 => gemm::<Q8_0>(weights, n_rows, k, acts, y, y_stride),
+        _ => qmatmul(weights, wtype, n_rows, k, acts, y, y_stride),
+    }
+}
+
 /// F16 → f32 with F16C, 8 values per `vcvtph2ps`, the tail one at a time.
 ///
 /// # Safety

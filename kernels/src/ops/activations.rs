@@ -7,12 +7,13 @@
 //!
 //! Limits: `silu(−inf) = gelu(−inf) = −0` (the mathematical limit, where the formula would
 //! give `−inf · 0 = NaN`); NaN in, NaN out. The SIMD variants use [`fast_exp`] (relative
-//! error ≤ 1.2e-7) and the identity `½ (1 + tanh z) = sigmoid(2z)`, so
+//! error ≤ 1.2e-7; sigmoid and silu its blend-free clamped form [`fast_exp_sat`], whose
+//! saturations fall out of the IEEE division: `x / inf = ±0`) and the identity `½ (1 + tanh z) = sigmoid(2z)`, so
 //! `gelu(x) = x / (1 + e^(−2z))`.
 
 use wide::f32x8;
 
-use super::fast_math::fast_exp;
+use super::fast_math::{fast_exp, fast_exp_sat};
 use crate::registry::{self, always, Buffer, Case, CaseSet, OpInfo, Shape, Unit, Variant};
 use crate::tolerance::Tolerance;
 
@@ -43,17 +44,23 @@ fn gelu_f64(x: f64) -> f64 {
     }
 }
 
-/// `1 / (1 + e^(−x))` on eight lanes; exact limits at ±inf.
+/// `1 / (1 + e^(−x))` on eight lanes; exact limits at ±inf (`e^(−x)` saturates to +inf for
+/// `x ≤ −88.7`, giving 0; to `1.2e-38` for `x ≥ 87.34`, giving 1).
 #[inline(always)]
 pub fn sigmoid_x8(x: f32x8) -> f32x8 {
-    f32x8::ONE / (f32x8::ONE + fast_exp(-x))
+    f32x8::ONE / (f32x8::ONE + fast_exp_sat(-x))
 }
 
-/// `x / (1 + e^(−x))` on eight lanes, `−0` at `−inf`.
+/// Numerators below this are raised to it in [`silu_x8`]: `−1e4 / (1 + e^(1e4))` is
+/// `−1e4 / inf = −0` (as is every `x ≤ −88.7`), so `silu(−inf) = −0` needs no blend.
+const SILU_NUM_MIN: f32 = -1e4;
+
+/// `x / (1 + e^(−x))` on eight lanes, `−0` at `−inf` (and for every `x ≤ −88.7`, where the
+/// exact result, below `1.3e-37` in magnitude, is under every absolute floor).
 #[inline(always)]
 pub fn silu_x8(x: f32x8) -> f32x8 {
-    let y = x / (f32x8::ONE + fast_exp(-x));
-    x.simd_eq(f32x8::splat(f32::NEG_INFINITY)).select(f32x8::splat(-0.0), y)
+    // NaN second in max: it flows through
+    f32x8::splat(SILU_NUM_MIN).fast_max(x) / (f32x8::ONE + fast_exp_sat(-x))
 }
 
 /// `x / (1 + e^(−2z))`, `z = √(2/π)(x + 0.044715 x³)`, on eight lanes, `−0` at `−inf`.
@@ -88,7 +95,7 @@ pub fn sigmoid_naive(y: &mut [f32], x: &[f32]) {
     }
 }
 
-/// `y = sigmoid(x)` with [`fast_exp`] on `f32x8`.
+/// `y = sigmoid(x)` with [`fast_exp_sat`] on `f32x8`.
 pub fn sigmoid_simd(y: &mut [f32], x: &[f32]) {
     assert_same_len("sigmoid", y, x);
     map_x8(y, x, sigmoid_x8, sigmoid_naive);
@@ -102,7 +109,7 @@ pub fn silu_naive(y: &mut [f32], x: &[f32]) {
     }
 }
 
-/// `y = silu(x)` with [`fast_exp`] on `f32x8`.
+/// `y = silu(x)` with [`fast_exp_sat`] on `f32x8`.
 pub fn silu_simd(y: &mut [f32], x: &[f32]) {
     assert_same_len("silu", y, x);
     map_x8(y, x, silu_x8, silu_naive);
@@ -115,7 +122,7 @@ pub fn silu_inplace_naive(x: &mut [f32]) {
     }
 }
 
-/// `x = silu(x)` in place with [`fast_exp`] on `f32x8`.
+/// `x = silu(x)` in place with [`fast_exp_sat`] on `f32x8`.
 pub fn silu_inplace_simd(x: &mut [f32]) {
     let mut chunks = x.chunks_exact_mut(8);
     for c in &mut chunks {
@@ -133,7 +140,7 @@ pub fn silu_mul_naive(y: &mut [f32], gate: &[f32], up: &[f32]) {
     }
 }
 
-/// `y_i = silu(gate_i) · up_i` with [`fast_exp`] on `f32x8`, 2 vectors per step.
+/// `y_i = silu(gate_i) · up_i` with [`fast_exp_sat`] on `f32x8`, 2 vectors per step.
 pub fn silu_mul_simd(y: &mut [f32], gate: &[f32], up: &[f32]) {
     assert_same_len("silu_mul", y, gate);
     assert_same_len("silu_mul", y, up);

@@ -58,6 +58,25 @@ pub fn fast_exp(x: f32x8) -> f32x8 {
     x.simd_gt(hi).select(f32x8::splat(f32::INFINITY), y)
 }
 
+/// Above this input [`fast_exp_sat`] returns +inf: `n = round(89·log₂e) = 128` makes the
+/// exponent field 255 (+inf) and the reduced `e^r` is positive and finite.
+pub const FAST_EXP_SAT_MAX_X: f32 = 89.0;
+
+/// `e^x` for the sigmoid family, without [`fast_exp`]'s two saturation blends: inputs are
+/// clamped to `[FAST_EXP_MIN_X, FAST_EXP_SAT_MAX_X]`, so `x < −87.33654` gives `e^−87.33654 ≈
+/// 1.2e-38` instead of 0 (invisible in `1 + e`), `x > 88.376` gives a huge value or +inf
+/// (`x ≥ 88.7` → +inf, as exact `exp` overflows there too), `±inf` the clamped ends, NaN → NaN.
+/// In `[FAST_EXP_MIN_X, FAST_EXP_MAX_X]` the result is bit-identical to [`fast_exp`] (same
+/// arithmetic), so the same error bound holds.
+#[inline(always)]
+pub fn fast_exp_sat(x: f32x8) -> f32x8 {
+    // NaN second in max/min: it flows through (see fast_exp)
+    let xc = f32x8::splat(FAST_EXP_SAT_MAX_X).fast_min(f32x8::splat(FAST_EXP_MIN_X).fast_max(x));
+    let ni: i32x8 = (xc * f32x8::splat(LOG2_E)).fast_round_int();
+    let e_r = exp_reduced(xc, ni.round_float());
+    e_r * wide::bytemuck::cast::<i32x8, f32x8>((ni + i32x8::splat(127)) << 23)
+}
+
 /// `e^r` with `r = x − n·ln 2` (|r| ≤ ln2/2): `1 + r + r²·P(r)`.
 #[inline(always)]
 fn exp_reduced(x: f32x8, n: f32x8) -> f32x8 {

@@ -304,6 +304,9 @@ fn qmatvec_shapes<const T: u32>(set: CaseSet) -> Vec<Shape> {
             (4, 8, 1),
             (5, 17, 2),
             (7, 13, 3),
+            // the avx2 GEMM path (m ≥ 5): token tail, row tail, 9 blocks (8-wide min term + 1)
+            (9, 6, 9),
+            (6, 4, 1),
             (2, 0, 2),
             (0, 3, 1),
         ]

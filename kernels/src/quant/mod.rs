@@ -42,6 +42,7 @@ pub use entries::{dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, var
 pub use matmul::{
     best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations,
     quantize_activations_into, select_qmatmul, try_quantize_activations, QMatmulFn, QuantizedActs,
+    GEMM_MIN_M,
 };
 pub use types::{QuantType, ALL_TYPES};
 

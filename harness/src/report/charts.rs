@@ -134,8 +134,10 @@ struct BarAxis {
     x_desc: String,
     /// Appended to tick and bar values (`×`, or empty for absolute values).
     suffix: &'static str,
-    /// A vertical line at 1 (speedups).
+    /// A vertical line at 1 (speedups); the axis then always spans 0.5..2.
     unit_line: bool,
+    /// Factor of empty axis past the longest bar, for the legend (log scale).
+    legend_room: f64,
 }
 
 fn draw_speedup<DB: DrawingBackend>(
@@ -151,13 +153,17 @@ where
     root.fill(&WHITE)?;
     let n = rows.len().max(1);
     let values = rows.iter().flat_map(|r| r.bars.iter().flat_map(|b| [b.1, b.2, b.3]));
-    let (mut lo, mut hi) = (0.5f64, 2.0f64);
+    let (mut lo, mut hi) =
+        if axis.unit_line { (0.5f64, 2.0f64) } else { (f64::INFINITY, f64::NEG_INFINITY) };
     for v in values.filter(|v| v.is_finite() && *v > 0.0) {
         lo = lo.min(v * 0.8);
         hi = hi.max(v * 1.25);
     }
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (0.5, 2.0);
+    }
     // Room on the right for the legend, clear of the longest bar.
-    let hi = hi * 1.8;
+    let hi = hi * axis.legend_room;
     let label_width =
         rows.iter().map(|r| r.label.len()).max().unwrap_or(10).clamp(10, 48) as u32 * 8 + 20;
     let mut chart = ChartBuilder::on(root)
@@ -276,6 +282,7 @@ pub fn speedup_chart(
         ),
         suffix: "×",
         unit_line: true,
+        legend_room: 1.8,
     };
     let draw_svg =
         |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);
@@ -317,6 +324,7 @@ pub fn tokens_chart(dir: &Path, result: &ResultFile) -> Result<Option<Vec<PathBu
         x_desc: "tokens/s (log scale; longer is faster; whiskers: 95% CI of the median)".into(),
         suffix: "",
         unit_line: false,
+        legend_room: 5.0,
     };
     let draw_svg =
         |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use gllm_bench::baseline::{self, GitInfo, ResultFile, Settings, VerificationStatus};
+use gllm_bench::baseline::{self, CaseKind, GitInfo, ResultFile, Settings, VerificationStatus};
 use gllm_bench::cases::{self, CacheSelect, CaseSelect, CaseSpec};
 use gllm_bench::e2e::{self, E2eSettings, EndToEndCase, ModelSource, SyntheticModel};
 use gllm_bench::error::HarnessError;
@@ -498,6 +498,13 @@ pub fn compare(
         stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" → ")
     );
     print!("{}", report::console::compare_table(&result));
+    if result.cases.iter().any(|c| c.kind == CaseKind::EndToEnd) {
+        println!(
+            "\nend to end (e2e_*): median time per token, throughput tokens/s; prefill = one batch of \
+             `tokens` from an empty cache, decode = `tokens` steps after `prompt`; slow stages \
+             may run fewer tokens per sample (see the notes above and each case id)."
+        );
+    }
     println!("measured in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(p) = json {
         baseline::save(p, &result)?;

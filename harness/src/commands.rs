@@ -106,8 +106,16 @@ fn e2e_cases(
         Some(s) => s,
         None => ModelSource::synthetic(m.synthetic, &e2e::model_cache_dir())?,
     };
+    // Each of the pair is kept only if the filter selects it (`--filter e2e_decode`).
     Ok(EndToEndCase::pair(std::sync::Arc::new(source), m.threads as usize)
         .into_iter()
+        .filter(|c| {
+            let op = c.phase.op();
+            filter.is_none_or(|re| {
+                re.is_match(&format!("{op}(model={name},threads={})", m.threads))
+                    || stages.iter().any(|s| re.is_match(&c.id(&s.name, c.tokens)))
+            })
+        })
         .map(CaseSpec::EndToEnd)
         .collect())
 }

@@ -133,6 +133,9 @@ pub struct CaseRecord {
     pub verification: Verification,
     /// Absent when verification failed: no speed is reported for a wrong variant.
     pub timing: Option<Timing>,
+    /// End-to-end cases: the model file, its hash and configuration (absent for op cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::e2e::ModelRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

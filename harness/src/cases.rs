@@ -8,10 +8,11 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gllm_kernels::registry::{self, Case, CaseSet, OpInfo, Shape, Unit, Variant};
-use gllm_kernels::stage::ResolvedStage;
+use gllm_kernels::stage::{self, ResolvedStage};
 use regex::Regex;
 
 use crate::baseline::{CaseKind, Verification, VerificationStatus};
+use crate::e2e::EndToEndCase;
 use crate::measure::{cold_copies, Rotating, Routine};
 
 /// Seed of every prepared benchmark case: the same inputs on every machine and run.
@@ -86,6 +87,9 @@ pub struct OpCase {
 #[derive(Clone)]
 pub enum CaseSpec {
     Op(OpCase),
+    /// Prefill or decode tokens/s of the whole model ([`crate::e2e`]); measured by
+    /// [`crate::e2e::execute`] with every stage's model loaded once.
+    EndToEnd(EndToEndCase),
 }
 
 fn with_cache(base: &str, cache: Cache) -> String {
@@ -110,6 +114,8 @@ pub struct Arm {
 #[derive(Clone, Copy, Debug)]
 pub enum Implementation {
     OpVariant(&'static Variant),
+    /// The whole model through the stage named by the arm.
+    Stage,
 }
 
 impl std::fmt::Debug for CaseSpec {
@@ -122,6 +128,7 @@ impl CaseSpec {
     pub fn kind(&self) -> CaseKind {
         match self {
             CaseSpec::Op(_) => CaseKind::Op,
+            CaseSpec::EndToEnd(_) => CaseKind::EndToEnd,
         }
     }
 
@@ -131,6 +138,7 @@ impl CaseSpec {
             CaseSpec::Op(c) => {
                 with_cache(&registry::case_id(c.op.name, variant, &c.shape), c.cache)
             }
+            CaseSpec::EndToEnd(e) => e.id(variant, e.tokens),
         }
     }
 
@@ -145,18 +153,21 @@ impl CaseSpec {
                 };
                 with_cache(&base, c.cache).replace("(,", "(")
             }
+            CaseSpec::EndToEnd(e) => e.group_id(),
         }
     }
 
     pub fn op_name(&self) -> &'static str {
         match self {
             CaseSpec::Op(c) => c.op.name,
+            CaseSpec::EndToEnd(e) => e.phase.op(),
         }
     }
 
     pub fn shape_text(&self) -> String {
         match self {
             CaseSpec::Op(c) => c.shape.to_string(),
+            CaseSpec::EndToEnd(e) => e.shape(e.tokens),
         }
     }
 
@@ -165,42 +176,50 @@ impl CaseSpec {
             CaseSpec::Op(c) => {
                 c.shape.dims().iter().map(|(k, v)| (k.to_string(), *v as u64)).collect()
             }
+            CaseSpec::EndToEnd(e) => e.dims(e.tokens),
         }
     }
 
     pub fn cache(&self) -> Cache {
         match self {
             CaseSpec::Op(c) => c.cache,
+            CaseSpec::EndToEnd(_) => Cache::Hot,
         }
     }
 
     pub fn case_set(&self) -> &'static str {
         match self {
             CaseSpec::Op(c) => case_set_name(c.case_set),
+            CaseSpec::EndToEnd(_) => "model",
         }
     }
 
     pub fn unit(&self) -> &'static str {
         match self {
             CaseSpec::Op(c) => unit_name(c.op.unit),
+            CaseSpec::EndToEnd(_) => "tokens/s",
         }
     }
 
     pub fn flops(&self) -> f64 {
         match self {
             CaseSpec::Op(c) => (c.op.flops)(&c.shape),
+            CaseSpec::EndToEnd(e) => e.source.flops_per_token(),
         }
     }
 
     pub fn bytes(&self) -> f64 {
         match self {
             CaseSpec::Op(c) => (c.op.bytes)(&c.shape),
+            // Per token, f32 weights (the stage-specific figure is in each record).
+            CaseSpec::EndToEnd(e) => e.source.flops_per_token() * 2.0,
         }
     }
 
     pub fn working_set(&self) -> usize {
         match self {
             CaseSpec::Op(c) => c.working_set,
+            CaseSpec::EndToEnd(e) => (e.source.flops_per_token() * 2.0) as usize,
         }
     }
 
@@ -211,6 +230,8 @@ impl CaseSpec {
                 Unit::GflopPerS => self.flops(),
                 Unit::GbPerS => self.bytes(),
             },
+            // One token per iteration; samples are ns per token, so 1e9 gives tokens/s.
+            CaseSpec::EndToEnd(_) => 1e9,
         }
     }
 }
@@ -354,6 +375,7 @@ impl CaseSpec {
                     let v = s.variant(c.op.name);
                     (v.name.to_string(), Implementation::OpVariant(v))
                 }
+                CaseSpec::EndToEnd(_) => (s.name.clone(), Implementation::Stage),
             };
             match out.iter_mut().find(|a| a.name == name) {
                 Some(a) => a.stages.push(s.name.clone()),
@@ -374,6 +396,14 @@ impl CaseSpec {
                     implementation: Implementation::OpVariant(v),
                 })
                 .collect(),
+            CaseSpec::EndToEnd(_) => stage::builtin()
+                .into_iter()
+                .map(|s| Arm {
+                    name: s.name,
+                    stages: Vec::new(),
+                    implementation: Implementation::Stage,
+                })
+                .collect(),
         }
     }
 
@@ -388,31 +418,51 @@ impl CaseSpec {
             CaseSpec::Op(c) => {
                 let variants: Vec<&Variant> = arms
                     .iter()
-                    .map(|a| match a.implementation {
-                        Implementation::OpVariant(v) => v,
+                    .filter_map(|a| match a.implementation {
+                        Implementation::OpVariant(v) => Some(v),
+                        Implementation::Stage => None,
                     })
                     .collect();
                 verify_op_variants(c.op, &c.shape, &variants)
             }
+            // Verified with the models loaded for measuring (crate::e2e::execute).
+            CaseSpec::EndToEnd(_) => arms
+                .iter()
+                .map(|_| Verification {
+                    status: VerificationStatus::Failed,
+                    metric: "logits vs naive".into(),
+                    worst_error: None,
+                    detail: Some("end-to-end cases are verified by e2e::execute".into()),
+                })
+                .collect(),
         }
     }
 
     /// The routine that runs an arm on this case (hot or cold, see [`CaseSpec::routine`]).
-    pub fn arm_routine(&self, arm: &Arm, l3: usize) -> Box<dyn Routine> {
+    /// `None` for end-to-end arms (measured by [`crate::e2e::execute`]).
+    pub fn arm_routine(&self, arm: &Arm, l3: usize) -> Option<Box<dyn Routine>> {
         match arm.implementation {
             Implementation::OpVariant(v) => self.routine(v, l3),
+            Implementation::Stage => None,
         }
     }
 
     pub fn verify(&self, variant: &Variant) -> Verification {
         match self {
             CaseSpec::Op(c) => verify_op(c.op, &c.shape, variant),
+            CaseSpec::EndToEnd(_) => self
+                .verify_arms(&[Arm {
+                    name: variant.name.into(),
+                    stages: Vec::new(),
+                    implementation: Implementation::Stage,
+                }])
+                .remove(0),
         }
     }
 
     /// A routine running `variant` on this case: one prepared case (hot) or a rotation over
     /// enough copies to exceed twice the last-level cache (cold).
-    pub fn routine(&self, variant: &'static Variant, l3: usize) -> Box<dyn Routine> {
+    pub fn routine(&self, variant: &'static Variant, l3: usize) -> Option<Box<dyn Routine>> {
         match self {
             CaseSpec::Op(c) => {
                 let prepared = (c.op.prepare)(&c.shape, CASE_SEED);
@@ -422,8 +472,9 @@ impl CaseSpec {
                 };
                 let states = vec![prepared; copies];
                 let run = variant.run;
-                Box::new(Rotating::new(states, move |case: &mut Case| run(case)))
+                Some(Box::new(Rotating::new(states, move |case: &mut Case| run(case))))
             }
+            CaseSpec::EndToEnd(_) => None,
         }
     }
 }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use gllm_bench::baseline::{self, GitInfo, ResultFile, Settings, VerificationStatus};
-use gllm_bench::cases::{self, CacheSelect, CaseSelect};
+use gllm_bench::baseline::{self, CaseKind, GitInfo, ResultFile, Settings, VerificationStatus};
+use gllm_bench::cases::{self, CacheSelect, CaseSelect, CaseSpec};
+use gllm_bench::e2e::{self, E2eSettings, EndToEndCase, ModelSource, SyntheticModel};
 use gllm_bench::error::HarnessError;
 use gllm_bench::machine::{self, Fingerprint};
 use gllm_bench::measure::{timer_resolution, MeasureConfig};
@@ -64,15 +65,59 @@ fn summaries() -> BTreeMap<String, String> {
     stage::builtin().into_iter().map(|s| (s.name, s.summary)).collect()
 }
 
-fn check_model_arg(m: &MeasureArgs) -> Result<(), HarnessError> {
-    if let Some(path) = &m.model {
-        return Err(usage(format!(
-            "--model {}: end-to-end cases need the model crate's forward pass, which this build \
-             does not have yet; op cases only",
-            path.display()
-        )));
+/// Whether `--filter` keeps the end-to-end cases of model `name` (matched against
+/// `e2e_prefill(model=NAME,threads=N)` and `e2e_prefill(stage=S,model=NAME,threads=N)`, and
+/// the same for `e2e_decode`).
+fn e2e_selected(
+    filter: Option<&Regex>,
+    name: &str,
+    threads: u32,
+    stages: &[ResolvedStage],
+) -> bool {
+    let Some(re) = filter else { return true };
+    ["e2e_prefill", "e2e_decode"].iter().any(|op| {
+        re.is_match(&format!("{op}(model={name},threads={threads})"))
+            || stages.iter().any(|s| {
+                re.is_match(&format!("{op}(stage={},model={name},threads={threads})", s.name))
+            })
+    })
+}
+
+/// The end-to-end cases of this run (none when `--filter` excludes them). A `--model` file is
+/// opened and checked first, whatever the filter: a missing or corrupt file is an error.
+fn e2e_cases(
+    m: &MeasureArgs,
+    filter: Option<&Regex>,
+    stages: &[ResolvedStage],
+) -> Result<Vec<CaseSpec>, HarnessError> {
+    let source = match &m.model {
+        Some(path) => Some(ModelSource::real(path)?),
+        None => None,
+    };
+    let name = match (&source, m.synthetic) {
+        (Some(s), _) => s.record.name.clone(),
+        (None, SyntheticModel::Smollm2) => "synthetic-smollm2".into(),
+        (None, SyntheticModel::Tiny) => "synthetic-tiny".into(),
+    };
+    if !e2e_selected(filter, &name, m.threads, stages) {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let source = match source {
+        Some(s) => s,
+        None => ModelSource::synthetic(m.synthetic, &e2e::model_cache_dir())?,
+    };
+    // Each of the pair is kept only if the filter selects it (`--filter e2e_decode`).
+    Ok(EndToEndCase::pair(std::sync::Arc::new(source), m.threads as usize)
+        .into_iter()
+        .filter(|c| {
+            let op = c.phase.op();
+            filter.is_none_or(|re| {
+                re.is_match(&format!("{op}(model={name},threads={})", m.threads))
+                    || stages.iter().any(|s| re.is_match(&c.id(&s.name, c.tokens)))
+            })
+        })
+        .map(CaseSpec::EndToEnd)
+        .collect())
 }
 
 fn command_line() -> String {
@@ -109,8 +154,8 @@ fn measure_stages(
     m: &MeasureArgs,
     name: Option<&str>,
 ) -> Result<ResultFile, HarnessError> {
-    check_model_arg(m)?;
     let filter = compile_filter(m.filter.as_deref())?;
+    let e2e_specs = e2e_cases(m, filter.as_ref(), stages)?;
     let fingerprint = Fingerprint::detect();
     if !ctx.quiet {
         eprintln!("gllm-bench: machine {}", fingerprint.id);
@@ -121,7 +166,7 @@ fn measure_stages(
     }
     let specs = cases::plan(m.cases, m.cache, fingerprint.caches.l2);
     let specs = runner::filter_cases(specs, stages, filter.as_ref());
-    if specs.is_empty() {
+    if specs.is_empty() && e2e_specs.is_empty() {
         return Err(usage(format!(
             "no case matches --filter `{}`; `gllm-bench list` shows the ops",
             m.filter.as_deref().unwrap_or("")
@@ -130,12 +175,12 @@ fn measure_stages(
     let mut config = if m.quick { MeasureConfig::quick() } else { MeasureConfig::standard() };
     // A global budget keeps large plans (every op, every block format) within minutes.
     let budget = m.time_budget.unwrap_or(if m.quick { 20.0 } else { 120.0 });
-    let per_group = std::time::Duration::from_secs_f64(budget / specs.len() as f64)
+    let per_group = std::time::Duration::from_secs_f64(budget / specs.len().max(1) as f64)
         .max(std::time::Duration::from_millis(50));
     config.time_cap = config.time_cap.min(per_group);
     if m.threads > 1 && !ctx.quiet {
         eprintln!(
-            "gllm-bench: note: op kernels are single-threaded; --threads {} is recorded",
+            "gllm-bench: note: op kernels are single-threaded; --threads {} applies to the end-to-end cases",
             m.threads
         );
     }
@@ -146,7 +191,34 @@ fn measure_stages(
         l3: fingerprint.caches.l3,
         show_progress: ctx.progress(),
     };
-    let outcome = runner::execute(&plan, &peaks);
+    let mut outcome = runner::execute(&plan, &peaks);
+    let e2e_refs: Vec<&EndToEndCase> = e2e_specs
+        .iter()
+        .filter_map(|c| match c {
+            CaseSpec::EndToEnd(e) => Some(e),
+            CaseSpec::Op(_) => None,
+        })
+        .collect();
+    let e2e_budget = m.e2e_budget.unwrap_or(if m.quick { 6.0 } else { 30.0 });
+    let e2e_out = e2e::execute(
+        &e2e_refs,
+        stages,
+        &E2eSettings {
+            budget_per_case: std::time::Duration::from_secs_f64(
+                e2e_budget / e2e_refs.len().max(1) as f64,
+            ),
+            samples: if m.quick { 5 } else { 10 },
+            show_progress: ctx.progress(),
+        },
+        &peaks,
+    )?;
+    if !ctx.quiet {
+        for n in &e2e_out.notes {
+            eprintln!("gllm-bench: end to end: {n}");
+        }
+    }
+    outcome.cases.extend(e2e_out.cases);
+    outcome.comparisons.extend(e2e_out.comparisons);
     let git: GitInfo = baseline::git_info();
     Ok(ResultFile {
         schema_version: baseline::SCHEMA_VERSION,
@@ -434,7 +506,13 @@ pub fn compare(
         stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" → ")
     );
     print!("{}", report::console::compare_table(&result));
-    println!("\nend to end (prefill/decode tokens/s): not measured: the model crate has no forward pass yet.");
+    if result.cases.iter().any(|c| c.kind == CaseKind::EndToEnd) {
+        println!(
+            "\nend to end (e2e_*): median time per token, throughput tokens/s; prefill = one batch of \
+             `tokens` from an empty cache, decode = `tokens` steps after `prompt`; slow stages \
+             may run fewer tokens per sample (see the notes above and each case id)."
+        );
+    }
     println!("measured in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(p) = json {
         baseline::save(p, &result)?;
@@ -560,6 +638,8 @@ pub fn export(ctx: &Context, format: ExportFormat, input: Option<&Path>, out: &P
                 cases: CaseSelect::Model,
                 cache: CacheSelect::Auto,
                 model: None,
+                synthetic: gllm_bench::e2e::SyntheticModel::Smollm2,
+                e2e_budget: None,
                 time_budget: None,
                 remeasure_machine: false,
             };

@@ -11,6 +11,7 @@
 
 pub mod baseline;
 pub mod cases;
+pub mod e2e;
 pub mod error;
 pub mod machine;
 pub mod measure;

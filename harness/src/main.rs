@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gllm_bench::cases::{CacheSelect, CaseSelect};
+use gllm_bench::e2e::SyntheticModel;
 
 const EXIT_CODES: &str = "\
 Exit codes (an API, stable):
@@ -49,9 +50,17 @@ pub struct MeasureArgs {
     /// Cache state: `auto` measures hot, plus cold for working sets larger than L2.
     #[arg(long, value_enum, default_value_t = CacheSelect::Auto)]
     pub cache: CacheSelect,
-    /// A real GGUF model for end-to-end cases (not available yet in this build: see README).
+    /// A real GGUF (llama) for the end-to-end cases instead of the built-in synthetic
+    /// SmolLM2-shaped model (e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Which built-in synthetic model the end-to-end cases use when no --model is given.
+    #[arg(long, value_enum, default_value_t = SyntheticModel::Smollm2)]
+    pub synthetic: SyntheticModel,
+    /// Seconds for the end-to-end cases (prefill and decode, all stages, warm-up included;
+    /// default 30, 6 with --quick). Slow stages get fewer tokens to fit (see README).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]
+    pub e2e_budget: Option<f64>,
     /// Seconds of measurement rounds for all cases together (default 120, 20 with --quick):
     /// each case group gets min(1 s (0.15 s quick), budget / groups), and at least 50 ms.
     #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]

@@ -71,16 +71,40 @@ pub fn timing(
     peaks: &Peaks,
     seed: u64,
 ) -> Timing {
+    timing_for(
+        spec.work_per_iter(),
+        spec.flops(),
+        spec.bytes(),
+        spec.working_set() as f64,
+        spec.cache() == Cache::Cold,
+        samples,
+        peaks,
+        seed,
+    )
+}
+
+/// [`timing`] from the case's numbers: `work` per iteration in the unit's numerator, FLOP and
+/// bytes per iteration, the working set (for the cache level it lives in) and whether every
+/// iteration starts from DRAM.
+#[allow(clippy::too_many_arguments)]
+pub fn timing_for(
+    work: f64,
+    flops: f64,
+    bytes: f64,
+    working_set: f64,
+    cold: bool,
+    samples: &crate::measure::Samples,
+    peaks: &Peaks,
+    seed: u64,
+) -> Timing {
     let summary = stats::summarize(&samples.ns_per_iter, seed);
-    let work = spec.work_per_iter();
-    let (flops, bytes) = (spec.flops(), spec.bytes());
     // Roofline: the shortest possible time is bounded by compute and by moving the bytes
     // from the level the working set lives in (DRAM when cold).
     let compute_ns = flops / peaks.fma_gflops;
-    let (bw, level) = if spec.cache() == Cache::Cold {
+    let (bw, level) = if cold {
         (peaks.dram_gb_per_s(), "DRAM".to_string())
     } else {
-        let bw = peaks.bandwidth_for(spec.working_set() as f64);
+        let bw = peaks.bandwidth_for(working_set);
         let level = peaks
             .bandwidth
             .iter()
@@ -136,6 +160,7 @@ fn record(
         working_set_bytes: spec.working_set() as f64,
         verification,
         timing,
+        model: None,
     }
 }
 
@@ -159,6 +184,9 @@ pub fn execute(plan: &Plan, peaks: &Peaks) -> Outcome {
     let mut cases_out = Vec::new();
     let mut comparisons = Vec::new();
     for spec in &plan.cases {
+        if spec.kind() == crate::baseline::CaseKind::EndToEnd {
+            continue; // measured by crate::e2e::execute, models loaded once for all cases
+        }
         bar.set_message(spec.group_id());
         let arms = spec.arms(plan.stages);
         let verifications: Vec<Verification> = spec.verify_arms(&arms);
@@ -167,7 +195,7 @@ pub fn execute(plan: &Plan, peaks: &Peaks) -> Outcome {
             .filter(|&i| verifications[i].status != VerificationStatus::Failed)
             .collect();
         let mut routines: Vec<Box<dyn Routine>> =
-            ok.iter().map(|&i| spec.arm_routine(&arms[i], plan.l3)).collect();
+            ok.iter().filter_map(|&i| spec.arm_routine(&arms[i], plan.l3)).collect();
         let mut refs: Vec<&mut dyn Routine> =
             routines.iter_mut().map(|r| &mut **r as &mut dyn Routine).collect();
         let samples = if refs.is_empty() {

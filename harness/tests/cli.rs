@@ -435,3 +435,120 @@ fn run_saves_and_verify_reports() {
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("coverage holes"));
 }
+
+/// End-to-end cases on the tiny synthetic model through `compare --quick`: every stage
+/// measured (tokens/s, samples, CIs), the model recorded, the file valid against the schema
+/// and round-tripping, and the report's tokens/s chart and end-to-end table drawn from it.
+#[test]
+fn end_to_end_cases_run_through_compare_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e2e.json");
+    let md = dir.path().join("e2e.md");
+    let last = gllm_kernels::stage::builtin().last().unwrap().name.clone();
+    let o = gllm(
+        &[
+            "compare",
+            "--stage",
+            &last,
+            "--quick",
+            "--synthetic",
+            "tiny",
+            "--threads",
+            "2",
+            "--filter",
+            "^e2e_",
+            "--json",
+            path.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("e2e_prefill(model=synthetic-tiny,threads=2)"), "{out}");
+    assert!(out.contains("e2e_decode(model=synthetic-tiny,threads=2)"), "{out}");
+    assert!(out.contains("tokens/s"), "{out}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let schema_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/baseline.schema.json"),
+    )
+    .unwrap();
+    let schema_value: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
+    let errors = schema::validate(&schema_value, &value);
+    assert!(errors.is_empty(), "{errors:?}");
+    let r = baseline::load(&path).unwrap();
+    let again = baseline::parse(&path, &serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(again, r);
+    assert_eq!(r.threads, 2);
+    let stages = gllm_kernels::stage::builtin().len();
+    assert_eq!(r.cases.len(), 2 * stages, "prefill and decode for every stage");
+    for c in &r.cases {
+        assert_eq!(c.kind, baseline::CaseKind::EndToEnd);
+        assert_eq!(c.unit, "tokens/s");
+        assert!(c.id.starts_with(&format!("{}(stage={},model=synthetic-tiny,", c.op, c.variant)));
+        assert!(c.id.ends_with(",threads=2)"), "{}", c.id);
+        assert!(c.dims["tokens"] >= 4, "{}", c.id);
+        let m = c.model.as_ref().expect("end-to-end records carry the model");
+        assert_eq!((m.name.as_str(), m.n_layers, m.n_embd), ("synthetic-tiny", 2, 64));
+        assert_eq!(m.sha256.len(), 64);
+        assert!(m.synthetic_seed.is_some());
+        assert_ne!(c.verification.status, baseline::VerificationStatus::Failed, "{c:?}");
+        let t = c.timing.as_ref().unwrap();
+        assert!(t.samples_ns.len() >= 3);
+        assert!(t.ci95_ns.lo <= t.median_ns && t.median_ns <= t.ci95_ns.hi);
+        // tokens/s is 1e9 / (ns per token).
+        assert!((t.throughput * t.median_ns / 1e9 - 1.0).abs() < 1e-9);
+    }
+    assert_eq!(r.comparisons.len(), 2);
+    for comp in &r.comparisons {
+        assert_eq!(comp.entries.len(), stages);
+        assert_eq!(comp.entries[0].speedup_vs_first.unwrap().ratio, 1.0);
+        assert!(comp.entries.iter().all(|e| e.verified && e.throughput.unwrap() > 0.0));
+    }
+    let md_text = std::fs::read_to_string(&md).unwrap();
+    assert!(md_text.contains("## End to end") && md_text.contains("SHA-256"), "{md_text}");
+    let report = dir.path().join("report");
+    let o = gllm(
+        &["report", "--input", path.to_str().unwrap(), "--out", report.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(report.join("tokens.png").is_file() && report.join("tokens.svg").is_file());
+    let report_md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(report_md.contains("![Tokens/s per stage](tokens.png)"), "{report_md}");
+}
+
+/// `--model` with a missing, corrupt or non-llama file: exit 3, the path named, no panic.
+#[test]
+fn a_bad_model_file_exits_3_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.gguf");
+    let corrupt = dir.path().join("corrupt.gguf");
+    std::fs::write(&corrupt, b"GGUF\x03\x00\x00\x00 this is not a model").unwrap();
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    for p in [&missing, &corrupt, &empty] {
+        // Even when --filter excludes the end-to-end cases, the file named is checked.
+        for filter in ["e2e", &small_filter()] {
+            let o = gllm(
+                &[
+                    "compare",
+                    "--stage",
+                    "simd",
+                    "--quick",
+                    "--filter",
+                    filter,
+                    "--model",
+                    p.to_str().unwrap(),
+                ],
+                &[],
+            );
+            assert_eq!(code(&o), 3, "{}: {}", p.display(), stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains(p.to_str().unwrap()), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}

@@ -102,6 +102,7 @@ pub fn speedup_rows(result: &ResultFile) -> Vec<SpeedupRow> {
             .comparisons
             .iter()
             .filter(|c| c.op == op && c.cache == "hot" && c.entries.len() > 1)
+            .filter(|c| c.kind == crate::baseline::CaseKind::Op)
             .filter(|c| result.case(&c.entries[0].case_id).is_some_and(|r| r.case_set == "model"))
             .collect();
         if comps.is_empty() {
@@ -128,11 +129,23 @@ pub fn speedup_rows(result: &ResultFile) -> Vec<SpeedupRow> {
     rows
 }
 
+/// How the horizontal-bars chart labels its values.
+struct BarAxis {
+    x_desc: String,
+    /// Appended to tick and bar values (`×`, or empty for absolute values).
+    suffix: &'static str,
+    /// A vertical line at 1 (speedups); the axis then always spans 0.5..2.
+    unit_line: bool,
+    /// Factor of empty axis past the longest bar, for the legend (log scale).
+    legend_room: f64,
+}
+
 fn draw_speedup<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[SpeedupRow],
     stages: &[String],
     title: &str,
+    axis: &BarAxis,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -140,13 +153,17 @@ where
     root.fill(&WHITE)?;
     let n = rows.len().max(1);
     let values = rows.iter().flat_map(|r| r.bars.iter().flat_map(|b| [b.1, b.2, b.3]));
-    let (mut lo, mut hi) = (0.5f64, 2.0f64);
+    let (mut lo, mut hi) =
+        if axis.unit_line { (0.5f64, 2.0f64) } else { (f64::INFINITY, f64::NEG_INFINITY) };
     for v in values.filter(|v| v.is_finite() && *v > 0.0) {
         lo = lo.min(v * 0.8);
         hi = hi.max(v * 1.25);
     }
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (0.5, 2.0);
+    }
     // Room on the right for the legend, clear of the longest bar.
-    let hi = hi * 1.8;
+    let hi = hi * axis.legend_room;
     let label_width =
         rows.iter().map(|r| r.label.len()).max().unwrap_or(10).clamp(10, 48) as u32 * 8 + 20;
     let mut chart = ChartBuilder::on(root)
@@ -159,13 +176,16 @@ where
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(0)
-        .x_desc(format!(
-            "speedup vs the first stage ({}), × (log scale; > 1 is faster; whiskers: 95% CI)",
-            stages[0]
-        ))
+        .x_desc(axis.x_desc.clone())
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
-        .x_label_formatter(&|x| format!("{x:.2}×"))
+        .x_label_formatter(&|x| {
+            if axis.suffix.is_empty() {
+                super::format::sig3(*x)
+            } else {
+                format!("{x:.2}{}", axis.suffix)
+            }
+        })
         .draw()?;
     let stage_count = stages.len().max(1) as f64;
     let slot = 0.8 / stage_count;
@@ -199,10 +219,12 @@ where
             },
         ))?;
     }
-    chart.draw_series(std::iter::once(PathElement::new(
-        vec![(1.0, 0.0), (1.0, n as f64)],
-        BLACK.mix(0.6).stroke_width(1),
-    )))?;
+    if axis.unit_line {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, 0.0), (1.0, n as f64)],
+            BLACK.mix(0.6).stroke_width(1),
+        )))?;
+    }
     // The value at the end of each bar that differs from the stage before it.
     let value_style =
         TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
@@ -211,13 +233,14 @@ where
         for &(s, v, _, h) in &row.bars {
             let changed = previous.is_none_or(|p| (p - v).abs() > 1e-9 * v.abs());
             previous = Some(v);
-            if !changed || s == 0 {
+            if axis.unit_line && (!changed || s == 0) {
                 continue;
             }
             let centre = n as f64 - row_i as f64 - 0.1 - slot * s as f64 - slot / 2.0;
             let x = if h.is_finite() { v.max(h) } else { v };
             let (px, py) = chart.backend_coord(&(x, centre));
-            root.draw_text(&format!("{}×", super::format::sig3(v)), &value_style, (px + 6, py))?;
+            let text = format!("{}{}", super::format::sig3(v), axis.suffix);
+            root.draw_text(&text, &value_style, (px + 6, py))?;
         }
     }
     for (row_i, row) in rows.iter().enumerate() {
@@ -252,11 +275,63 @@ pub fn speedup_chart(
         "Speedup per op and stage: geometric mean over hot model cases, {}",
         result.machine.cpu_model
     );
+    let axis = BarAxis {
+        x_desc: format!(
+            "speedup vs the first stage ({}), × (log scale; > 1 is faster; whiskers: 95% CI)",
+            stages[0]
+        ),
+        suffix: "×",
+        unit_line: true,
+        legend_room: 1.8,
+    };
     let draw_svg =
-        |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title);
-    let draw_png =
-        |root: &DrawingArea<BitMapBackend, Shift>| draw_speedup(root, &rows, &stages, &title);
+        |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);
+    let draw_png = |root: &DrawingArea<BitMapBackend, Shift>| {
+        draw_speedup(root, &rows, &stages, &title, &axis)
+    };
     both_formats(dir, "speedup", (1400, height), &draw_svg, &draw_png).map(Some)
+}
+
+/// One row per end-to-end comparison (prefill, decode): each stage's tokens/s and its 95 % CI.
+pub fn tokens_rows(result: &ResultFile) -> Vec<SpeedupRow> {
+    let mut rows = Vec::new();
+    for c in result.comparisons.iter().filter(|c| c.kind == crate::baseline::CaseKind::EndToEnd) {
+        let mut bars = Vec::new();
+        for (s, e) in c.entries.iter().enumerate() {
+            let Some(t) = result.case(&e.case_id).and_then(|r| r.timing.as_ref()) else {
+                continue;
+            };
+            bars.push((s, t.throughput, t.throughput_ci95.lo, t.throughput_ci95.hi));
+        }
+        if !bars.is_empty() {
+            let label = c.group.replace("e2e_", "").replace("(model=", " (");
+            rows.push(SpeedupRow { label, bars });
+        }
+    }
+    rows
+}
+
+/// `tokens.{svg,png}`: prefill and decode tokens/s per stage; None without end-to-end cases.
+pub fn tokens_chart(dir: &Path, result: &ResultFile) -> Result<Option<Vec<PathBuf>>, HarnessError> {
+    let rows = tokens_rows(result);
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let stages: Vec<String> = result.stages.iter().map(|s| s.name.clone()).collect();
+    let height = (200 + rows.len() as u32 * (30 + 28 * stages.len() as u32)).clamp(400, 3000);
+    let title = format!("End to end: tokens/s per stage, {}", result.machine.cpu_model);
+    let axis = BarAxis {
+        x_desc: "tokens/s (log scale; longer is faster; whiskers: 95% CI of the median)".into(),
+        suffix: "",
+        unit_line: false,
+        legend_room: 5.0,
+    };
+    let draw_svg =
+        |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);
+    let draw_png = |root: &DrawingArea<BitMapBackend, Shift>| {
+        draw_speedup(root, &rows, &stages, &title, &axis)
+    };
+    both_formats(dir, "tokens", (1400, height), &draw_svg, &draw_png).map(Some)
 }
 
 /// A roofline point: `(stage index, arithmetic intensity FLOP/byte, GFLOP/s, label, cold)`.
@@ -266,7 +341,11 @@ pub fn roofline_points(result: &ResultFile) -> Vec<RooflinePoint> {
     let mut out = Vec::new();
     for c in &result.cases {
         let Some(t) = &c.timing else { continue };
-        if c.flops_per_iter <= 0.0 || c.bytes_per_iter <= 0.0 || c.case_set != "model" {
+        if c.flops_per_iter <= 0.0
+            || c.bytes_per_iter <= 0.0
+            || c.case_set != "model"
+            || c.kind == crate::baseline::CaseKind::EndToEnd
+        {
             continue;
         }
         let gflops = c.flops_per_iter / t.median_ns;

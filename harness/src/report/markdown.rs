@@ -1,6 +1,6 @@
 //! Markdown: the staged table (for `compare --markdown`) and the optimization report.
 
-use crate::baseline::{Comparison, ResultFile};
+use crate::baseline::{CaseKind, Comparison, ResultFile};
 use crate::report::format::{interval, sig3, time_ns};
 
 fn cell(s: &str) -> String {
@@ -86,12 +86,14 @@ fn machine_section(result: &ResultFile) -> String {
 /// `compare --markdown`: header and the staged table.
 pub fn compare_markdown(result: &ResultFile) -> String {
     let stages: Vec<&str> = result.stages.iter().map(|s| s.name.as_str()).collect();
-    let all: Vec<&Comparison> = result.comparisons.iter().collect();
+    let ops: Vec<&Comparison> =
+        result.comparisons.iter().filter(|c| c.kind == CaseKind::Op).collect();
     format!(
-        "## gllm-bench compare: {}\n\n{}\n{}\n\nEnd to end (tokens/s): not measured; the model crate has no forward pass yet.\n",
+        "## gllm-bench compare: {}\n\n{}\n{}\n\n{}",
         stages.join(" → "),
         machine_section(result),
-        comparison_table(result, &all)
+        comparison_table(result, &ops),
+        end_to_end_section(result)
     )
 }
 
@@ -116,7 +118,8 @@ pub fn opportunities(result: &ResultFile) -> Vec<Opportunity> {
         .filter_map(|c| {
             let e = c.entries.last()?;
             let rec = result.case(&e.case_id)?;
-            if rec.case_set != "model" {
+            // Op cases only: an end-to-end headroom (ns per token) is not an op's headroom.
+            if rec.case_set != "model" || rec.kind != CaseKind::Op {
                 return None;
             }
             let t = rec.timing.as_ref()?;
@@ -144,12 +147,54 @@ pub fn stage_geomean(r: &ResultFile, stage_index: usize) -> Option<(f64, usize)>
         .comparisons
         .iter()
         .filter(|c| r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model"))
+        .filter(|c| c.kind == CaseKind::Op)
         .filter_map(|c| c.entries.get(stage_index)?.speedup_vs_first.map(|x| x.ratio))
         .filter(|x| x.is_finite() && *x > 0.0)
         .collect();
     (!ratios.is_empty()).then(|| {
         ((ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp(), ratios.len())
     })
+}
+
+/// The end-to-end table (prefill and decode tokens/s per stage) with the model it ran.
+pub fn end_to_end_section(r: &ResultFile) -> String {
+    let comps: Vec<&Comparison> =
+        r.comparisons.iter().filter(|c| c.kind == CaseKind::EndToEnd).collect();
+    let mut md = String::from("## End to end\n\n");
+    if comps.is_empty() {
+        md.push_str("No end-to-end cases in this result (excluded by `--filter`?).\n\n");
+        return md;
+    }
+    if let Some(m) = r.cases.iter().find_map(|c| c.model.as_ref()) {
+        md.push_str(&format!(
+            "Model `{}` ({}; {} layers, {} wide, FFN {}, {} heads / {} KV heads, vocabulary {}), \
+             file `{}`, {} bytes, SHA-256 `{}`{}; {} thread(s).\n\n",
+            m.name,
+            m.architecture,
+            m.n_layers,
+            m.n_embd,
+            m.n_ff,
+            m.n_heads,
+            m.n_kv_heads,
+            m.vocab_size,
+            m.path,
+            m.file_bytes,
+            m.sha256,
+            m.synthetic_seed.map(|s| format!(", synthetic seed {s:#x}")).unwrap_or_default(),
+            r.threads
+        ));
+    }
+    md.push_str(
+        "Prefill: one batched forward of the prompt from an empty KV cache; decode: single-token \
+         steps after a short prompt (kept in the cache). Median time is per token; tokens/s = \
+         1 / that. Every stage's model is loaded once and the samples are interleaved across \
+         stages round by round; slow stages may run fewer tokens per sample (the token count is \
+         in each case id). % of limit: the FMA peak over 2 FLOP per weight per token, or the \
+         DRAM bandwidth over the weight bytes streamed per token (once per prefill batch).\n\n",
+    );
+    md.push_str(&comparison_table(r, &comps));
+    md.push('\n');
+    md
 }
 
 /// The optimization report: overview, stages, results, charts, opportunities, method.
@@ -217,6 +262,7 @@ pub fn report_markdown(
             .filter(|c| {
                 c.op == op && r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model")
             })
+            .filter(|c| c.kind == CaseKind::Op)
             .collect();
         if comps.is_empty() {
             continue;
@@ -225,9 +271,7 @@ pub fn report_markdown(
         md.push_str(&comparison_table(r, &comps));
         md.push('\n');
     }
-    md.push_str("## End to end\n\nNot measured: the model crate has no forward pass yet, so there are no \
-        prefill/decode tokens/s and no tokens/s chart. They will appear here as another kind of case \
-        with the same samples, statistics and baselines.\n\n");
+    md.push_str(&end_to_end_section(r));
     md.push_str("## Charts\n\n");
     for (title, file, note) in charts {
         match note {

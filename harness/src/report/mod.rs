@@ -33,11 +33,17 @@ pub fn write_report(results: &[ResultFile], dir: &Path) -> Result<Vec<PathBuf>, 
             Some("the input compares fewer than two stages".into()),
         )),
     }
-    charts.push((
-        "Tokens/s per stage".into(),
-        String::new(),
-        Some("no end-to-end results (the model crate has no forward pass yet)".into()),
-    ));
+    match charts::tokens_chart(dir, r)? {
+        Some(paths) => {
+            written.extend(paths);
+            charts.push(("Tokens/s per stage".into(), "tokens.png".into(), None));
+        }
+        None => charts.push((
+            "Tokens/s per stage".into(),
+            String::new(),
+            Some("no end-to-end results in the input (filtered out?)".into()),
+        )),
+    }
     match charts::roofline_chart(dir, r)? {
         Some(paths) => {
             written.extend(paths);

@@ -12,6 +12,7 @@
 pub mod baseline;
 pub mod cases;
 pub mod error;
+pub mod gate;
 pub mod machine;
 pub mod measure;
 pub mod report;

@@ -8,6 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gllm_kernels::registry::{self, Case, CaseSet, OpInfo, Shape, Unit, Variant};
+use gllm_kernels::stage::ResolvedStage;
 use regex::Regex;
 
 use crate::baseline::{CaseKind, Verification, VerificationStatus};
@@ -39,8 +40,11 @@ pub enum CacheSelect {
     /// Hot for every case, plus cold for cases whose working set exceeds one core's L2
     /// (in a decode step such operands are weights streamed from DRAM).
     Auto,
+    /// One prepared case reused: data stays in the caches it fits.
     Hot,
+    /// Rotation over copies larger than twice the L3: every iteration starts from DRAM.
     Cold,
+    /// Hot and cold for every case.
     Both,
 }
 
@@ -89,6 +93,23 @@ fn with_cache(base: &str, cache: Cache) -> String {
         Some(body) => format!("{body},cache={})", cache.name()),
         None => format!("{base}(cache={})", cache.name()),
     }
+}
+
+/// One implementation measured for a case under one or several stages.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    /// The name in the case id (`variant=...`): the registry variant for op cases (end-to-end
+    /// cases will use the stage).
+    pub name: String,
+    /// The stages (of the plan, in order) that measure this arm for the case.
+    pub stages: Vec<String>,
+    pub implementation: Implementation,
+}
+
+/// What an arm runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Implementation {
+    OpVariant(&'static Variant),
 }
 
 impl std::fmt::Debug for CaseSpec {
@@ -260,6 +281,12 @@ fn run_once(variant: &Variant, case: &Case) -> Result<Case, String> {
 /// Checks `variant` against the op's naive variant on this op case with the op's tolerance,
 /// and the output's guard zones.
 pub fn verify_op(op: &OpInfo, shape: &Shape, variant: &Variant) -> Verification {
+    verify_op_variants(op, shape, &[variant]).remove(0)
+}
+
+/// [`verify_op`] for several variants of one case: the case is prepared and naive is run
+/// once (naive on a large case costs tens of milliseconds).
+pub fn verify_op_variants(op: &OpInfo, shape: &Shape, variants: &[&Variant]) -> Vec<Verification> {
     let metric = op.tolerance.metric();
     let failed = |detail: String| Verification {
         status: VerificationStatus::Failed,
@@ -269,50 +296,114 @@ pub fn verify_op(op: &OpInfo, shape: &Shape, variant: &Variant) -> Verification 
     };
     let prepared = (op.prepare)(shape, CASE_SEED);
     let Some(naive) = registry::variant(op.name, "naive") else {
-        return failed(format!("op `{}` has no naive variant to check against", op.name));
+        let why = format!("op `{}` has no naive variant to check against", op.name);
+        return variants.iter().map(|_| failed(why.clone())).collect();
     };
     let want = match run_once(naive, &prepared) {
         Ok(c) => c,
-        Err(e) => return failed(e),
+        Err(e) => return variants.iter().map(|_| failed(e.clone())).collect(),
     };
-    if variant.name == naive.name {
-        return match want.check_guards() {
-            Ok(()) => Verification {
-                status: VerificationStatus::Reference,
-                metric,
-                worst_error: None,
+    let magnitude = op.magnitude.map(|m| m(&prepared));
+    let check = |variant: &Variant| -> Verification {
+        if variant.name == naive.name {
+            return match want.check_guards() {
+                Ok(()) => Verification {
+                    status: VerificationStatus::Reference,
+                    metric: metric.clone(),
+                    worst_error: None,
+                    detail: None,
+                },
+                Err(at) => failed(format!("naive wrote outside its output (guard offset {at})")),
+            };
+        }
+        let got = match run_once(variant, &prepared) {
+            Ok(c) => c,
+            Err(e) => return failed(e),
+        };
+        if let Err(at) = got.check_guards() {
+            return failed(format!("wrote outside its output (guard offset {at})"));
+        }
+        if got.output().len() != want.output().len() {
+            return failed(format!(
+                "output length {} differs from naive's {}",
+                got.output().len(),
+                want.output().len()
+            ));
+        }
+        match op.tolerance.check(got.output(), want.output(), magnitude.as_deref()) {
+            Ok(a) => Verification {
+                status: VerificationStatus::Passed,
+                metric: metric.clone(),
+                worst_error: Some(a.worst_error),
                 detail: None,
             },
-            Err(at) => failed(format!("naive wrote outside its output (guard offset {at})")),
-        };
-    }
-    let got = match run_once(variant, &prepared) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
+            Err(m) => failed(m.to_string()),
+        }
     };
-    if let Err(at) = got.check_guards() {
-        return failed(format!("wrote outside its output (guard offset {at})"));
-    }
-    if got.output().len() != want.output().len() {
-        return failed(format!(
-            "output length {} differs from naive's {}",
-            got.output().len(),
-            want.output().len()
-        ));
-    }
-    let magnitude = op.magnitude.map(|m| m(&prepared));
-    match op.tolerance.check(got.output(), want.output(), magnitude.as_deref()) {
-        Ok(a) => Verification {
-            status: VerificationStatus::Passed,
-            metric,
-            worst_error: Some(a.worst_error),
-            detail: None,
-        },
-        Err(m) => failed(m.to_string()),
-    }
+    variants.iter().map(|v| check(v)).collect()
 }
 
 impl CaseSpec {
+    /// The distinct arms the stages measure for this case, in stage order; stages that pick
+    /// the same implementation share one arm (and its samples).
+    pub fn arms(&self, stages: &[ResolvedStage]) -> Vec<Arm> {
+        let mut out: Vec<Arm> = Vec::new();
+        for s in stages {
+            let (name, implementation) = match self {
+                CaseSpec::Op(c) => {
+                    let v = s.variant(c.op.name);
+                    (v.name.to_string(), Implementation::OpVariant(v))
+                }
+            };
+            match out.iter_mut().find(|a| a.name == name) {
+                Some(a) => a.stages.push(s.name.clone()),
+                None => out.push(Arm { name, stages: vec![s.name.clone()], implementation }),
+            }
+        }
+        out
+    }
+
+    /// Every available registry variant of an op case as an arm (for `verify`).
+    pub fn all_arms(&self) -> Vec<Arm> {
+        match self {
+            CaseSpec::Op(c) => registry::variants_of(c.op.name)
+                .filter(|v| (v.available)().is_available())
+                .map(|v| Arm {
+                    name: v.name.to_string(),
+                    stages: Vec::new(),
+                    implementation: Implementation::OpVariant(v),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks an arm against the reference (naive) before it may be timed.
+    pub fn verify_arm(&self, arm: &Arm) -> Verification {
+        self.verify_arms(std::slice::from_ref(arm)).remove(0)
+    }
+
+    /// Checks several arms of this case, computing the reference once.
+    pub fn verify_arms(&self, arms: &[Arm]) -> Vec<Verification> {
+        match self {
+            CaseSpec::Op(c) => {
+                let variants: Vec<&Variant> = arms
+                    .iter()
+                    .map(|a| match a.implementation {
+                        Implementation::OpVariant(v) => v,
+                    })
+                    .collect();
+                verify_op_variants(c.op, &c.shape, &variants)
+            }
+        }
+    }
+
+    /// The routine that runs an arm on this case (hot or cold, see [`CaseSpec::routine`]).
+    pub fn arm_routine(&self, arm: &Arm, l3: usize) -> Box<dyn Routine> {
+        match arm.implementation {
+            Implementation::OpVariant(v) => self.routine(v, l3),
+        }
+    }
+
     pub fn verify(&self, variant: &Variant) -> Verification {
         match self {
             CaseSpec::Op(c) => verify_op(c.op, &c.shape, variant),

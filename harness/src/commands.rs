@@ -80,6 +80,28 @@ fn command_line() -> String {
     format!("gllm-bench {}", args.join(" "))
 }
 
+/// The machine's peaks; a spinner while they are measured (about 3 s, once per machine).
+fn peaks_with_spinner(
+    ctx: &Context,
+    fingerprint: &Fingerprint,
+    remeasure: bool,
+) -> Result<(machine::Peaks, bool), HarnessError> {
+    let cached = !remeasure && machine::cache_path(&machine::cache_dir(), fingerprint).is_file();
+    let spinner = if ctx.progress() && !cached {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message("measuring this machine's FMA peak and bandwidth (cached afterwards)");
+        s.enable_steady_tick(std::time::Duration::from_millis(200));
+        Some(s)
+    } else {
+        None
+    };
+    let result = machine::peaks(fingerprint, remeasure);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    result
+}
+
 /// Verifies and measures `stages` over the selected cases; the whole result file.
 fn measure_stages(
     ctx: &Context,
@@ -93,7 +115,7 @@ fn measure_stages(
     if !ctx.quiet {
         eprintln!("gllm-bench: machine {}", fingerprint.id);
     }
-    let (peaks, cached) = machine::peaks(&fingerprint, m.remeasure_machine)?;
+    let (peaks, cached) = peaks_with_spinner(ctx, &fingerprint, m.remeasure_machine)?;
     if !cached && !ctx.quiet {
         eprintln!("gllm-bench: measured this machine: {}", machine::summary_line(&peaks));
     }
@@ -105,7 +127,12 @@ fn measure_stages(
             m.filter.as_deref().unwrap_or("")
         )));
     }
-    let config = if m.quick { MeasureConfig::quick() } else { MeasureConfig::standard() };
+    let mut config = if m.quick { MeasureConfig::quick() } else { MeasureConfig::standard() };
+    // A global budget keeps large plans (every op, every block format) within minutes.
+    let budget = m.time_budget.unwrap_or(if m.quick { 20.0 } else { 120.0 });
+    let per_group = std::time::Duration::from_secs_f64(budget / specs.len() as f64)
+        .max(std::time::Duration::from_millis(50));
+    config.time_cap = config.time_cap.min(per_group);
     if m.threads > 1 && !ctx.quiet {
         eprintln!(
             "gllm-bench: note: op kernels are single-threaded; --threads {} is recorded",
@@ -336,10 +363,11 @@ pub fn verify(
     let specs: Vec<_> = specs
         .into_iter()
         .filter(|s| {
-            let names: Vec<&str> = match &stages {
-                Some(st) => runner::variants_for(st, s).iter().map(|(v, _)| v.name).collect(),
-                None => registry::variants_of(s.op_name()).map(|v| v.name).collect(),
+            let arms = match &stages {
+                Some(st) => s.arms(st),
+                None => s.all_arms(),
             };
+            let names: Vec<&str> = arms.iter().map(|a| a.name.as_str()).collect();
             cases::selected(filter.as_ref(), s, &names)
         })
         .collect();
@@ -532,6 +560,7 @@ pub fn export(ctx: &Context, format: ExportFormat, input: Option<&Path>, out: &P
                 cases: CaseSelect::Model,
                 cache: CacheSelect::Auto,
                 model: None,
+                time_budget: None,
                 remeasure_machine: false,
             };
             inputs_or_measure(ctx, &[], &quick)?.remove(0)
@@ -552,9 +581,9 @@ pub fn export(ctx: &Context, format: ExportFormat, input: Option<&Path>, out: &P
     Ok(0)
 }
 
-pub fn machine(json: bool, remeasure: bool) -> Outcome {
+pub fn machine(ctx: &Context, json: bool, remeasure: bool) -> Outcome {
     let fingerprint = Fingerprint::detect();
-    let (peaks, cached) = machine::peaks(&fingerprint, remeasure)?;
+    let (peaks, cached) = peaks_with_spinner(ctx, &fingerprint, remeasure)?;
     if json {
         let doc = serde_json::json!({"fingerprint": fingerprint, "peaks": peaks, "cached": cached,
             "cache_file": machine::cache_path(&machine::cache_dir(), &fingerprint)});

@@ -1,5 +1,6 @@
 //! This machine: its fingerprint (what a baseline is tied to) and its measured limits (f32
-//! FMA peak of one core, read bandwidth at L1, L2, L3 and DRAM sizes), cached per fingerprint.
+//! FMA peak of one core, read and read-modify-write bandwidth at L1, L2, L3 and DRAM sizes), cached
+//! per fingerprint.
 //!
 //! The limits feed the "% of limit" column and the roofline: an op case's attainable rate
 //! is `min(peak, arithmetic intensity × bandwidth of the level its working set lives in)`.

@@ -51,6 +51,10 @@ pub struct MeasureArgs {
     /// A real GGUF model for end-to-end cases (not available yet in this build: see README).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Seconds of measurement rounds for all cases together (default 120, 20 with --quick):
+    /// each case group gets min(1 s (0.15 s quick), budget / groups), and at least 50 ms.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]
+    pub time_budget: Option<f64>,
     /// Measure the machine's peaks again instead of using the cached ones.
     #[arg(long)]
     pub remeasure_machine: bool,
@@ -91,6 +95,7 @@ enum Command {
         after_help = "Example:\n  gllm-bench run --stage simd --save main\n  gllm-bench run --stage simd --filter '^add' --quick -o add.json"
     )]
     Run {
+        /// The stage to measure (`gllm-bench list` shows the stages).
         #[arg(long)]
         stage: String,
         #[command(flatten)]
@@ -107,6 +112,7 @@ enum Command {
         after_help = "Example:\n  gllm-bench compare --stage simd\n  gllm-bench compare --stage quantized --from simd --quick --markdown cmp.md --json cmp.json"
     )]
     Compare {
+        /// Last stage of the comparison (`gllm-bench list` shows the stages).
         #[arg(long)]
         stage: String,
         /// First stage of the comparison (default: the root of --stage's chain).
@@ -144,14 +150,14 @@ enum Command {
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// A result file; default: measure a quick run of the last stage.
+        /// A result file; default: measure a quick compare of every built-in stage.
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
         /// A file (bmf, github-action-benchmark) or a directory (criterion).
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
-    /// Measure (or show the cached) f32 FMA peak and read bandwidth at L1, L2, L3, DRAM.
+    /// Measure (or show the cached) f32 FMA peak and bandwidth at L1, L2, L3, DRAM sizes.
     #[command(
         after_help = "Example:\n  gllm-bench machine\n  gllm-bench machine --json --remeasure"
     )]
@@ -247,6 +253,13 @@ pub enum ExportFormat {
     Criterion,
 }
 
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -277,7 +290,7 @@ fn main() -> ExitCode {
         Command::Export { format, input, out } => {
             commands::export(&ctx, format, input.as_deref(), &out)
         }
-        Command::Machine { json, remeasure } => commands::machine(json, remeasure),
+        Command::Machine { json, remeasure } => commands::machine(&ctx, json, remeasure),
         Command::Gate(args) => gllm_bench::gate::gate(&args, !cli.quiet),
         Command::Aa(args) => gllm_bench::gate::aa::aa(&args, !cli.quiet),
         Command::Worker { stage, cases, cache, count, iters } => {

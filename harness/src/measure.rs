@@ -234,15 +234,14 @@ mod tests {
             let sample_ns = s.iters_per_sample as f64 * s.ns_per_iter[0];
             assert!(sample_ns >= 0.9e6, "a sample lasted {sample_ns} ns");
         }
-        let median = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        // Spinning is at least as long as asked; the ratio is near 4 on a quiet core.
-        let ratio = median(&out[1].ns_per_iter) / median(&out[0].ns_per_iter);
-        assert!(ratio > 2.0 && ratio < 6.0, "ratio {ratio}");
-        assert!(median(&out[0].ns_per_iter) >= 2_000.0);
+        // Spinning lasts at least as long as asked, so the fastest sample of each routine is
+        // bounded below by its spin; with one undisturbed sample of the fast one the
+        // ratio is near 4 (a loaded machine only makes samples longer, never shorter).
+        let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(min(&out[0].ns_per_iter) >= 2_000.0);
+        assert!(min(&out[1].ns_per_iter) >= 8_000.0);
+        let ratio = min(&out[1].ns_per_iter) / min(&out[0].ns_per_iter);
+        assert!(ratio > 2.0, "ratio {ratio}");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use gllm_kernels::registry::{self, Variant};
 use gllm_kernels::stage::ResolvedStage;
 use indicatif::{ProgressBar, ProgressStyle};
 use regex::Regex;
@@ -13,7 +12,7 @@ use regex::Regex;
 use crate::baseline::{
     CaseRecord, Comparison, StageEntry, StageRecord, Timing, Verification, VerificationStatus,
 };
-use crate::cases::{self, Cache, CaseSpec};
+use crate::cases::{self, Arm, Cache, CaseSpec};
 use crate::machine::Peaks;
 use crate::measure::{measure_interleaved, MeasureConfig, Routine};
 use crate::stats;
@@ -49,23 +48,6 @@ pub fn stage_records(
         .collect()
 }
 
-/// The distinct variants the stages choose for `spec`, in stage order, with the stages
-/// choosing each.
-pub fn variants_for(
-    stages: &[ResolvedStage],
-    spec: &CaseSpec,
-) -> Vec<(&'static Variant, Vec<String>)> {
-    let mut out: Vec<(&'static Variant, Vec<String>)> = Vec::new();
-    for s in stages {
-        let v = s.variant(spec.op_name());
-        match out.iter_mut().find(|(x, _)| x.name == v.name) {
-            Some((_, names)) => names.push(s.name.clone()),
-            None => out.push((v, vec![s.name.clone()])),
-        }
-    }
-    out
-}
-
 /// Keeps the cases `--filter` selects under these stages.
 pub fn filter_cases(
     cases: Vec<CaseSpec>,
@@ -75,7 +57,8 @@ pub fn filter_cases(
     cases
         .into_iter()
         .filter(|c| {
-            let names: Vec<&str> = variants_for(stages, c).iter().map(|(v, _)| v.name).collect();
+            let arms = c.arms(stages);
+            let names: Vec<&str> = arms.iter().map(|a| a.name.as_str()).collect();
             cases::selected(filter, c, &names)
         })
         .collect()
@@ -111,7 +94,7 @@ pub fn timing(
     let limit_basis = if compute_ns >= memory_ns {
         format!("FMA peak {:.1} GFLOP/s", peaks.fma_gflops)
     } else {
-        format!("{level} read {bw:.1} GB/s")
+        format!("{level} bandwidth {bw:.1} GB/s")
     };
     let valid = limit_ns.is_finite() && limit_ns > 0.0;
     Timing {
@@ -133,17 +116,16 @@ pub fn timing(
 
 fn record(
     spec: &CaseSpec,
-    variant: &Variant,
-    stages: Vec<String>,
+    arm: &Arm,
     verification: Verification,
     timing: Option<Timing>,
 ) -> CaseRecord {
     CaseRecord {
-        id: spec.id(variant.name),
+        id: spec.id(&arm.name),
         kind: spec.kind(),
         op: spec.op_name().to_string(),
-        variant: variant.name.to_string(),
-        stages,
+        variant: arm.name.clone(),
+        stages: arm.stages.clone(),
         shape: spec.shape_text(),
         dims: spec.dims().into_iter().collect(),
         cache: spec.cache().name().to_string(),
@@ -178,14 +160,14 @@ pub fn execute(plan: &Plan, peaks: &Peaks) -> Outcome {
     let mut comparisons = Vec::new();
     for spec in &plan.cases {
         bar.set_message(spec.group_id());
-        let variants = variants_for(plan.stages, spec);
-        let verifications: Vec<Verification> =
-            variants.iter().map(|(v, _)| spec.verify(v)).collect();
-        let ok: Vec<usize> = (0..variants.len())
+        let arms = spec.arms(plan.stages);
+        let verifications: Vec<Verification> = spec.verify_arms(&arms);
+        // A failed arm is never timed: no speed is reported for a wrong implementation.
+        let ok: Vec<usize> = (0..arms.len())
             .filter(|&i| verifications[i].status != VerificationStatus::Failed)
             .collect();
         let mut routines: Vec<Box<dyn Routine>> =
-            ok.iter().map(|&i| spec.routine(variants[i].0, plan.l3)).collect();
+            ok.iter().map(|&i| spec.arm_routine(&arms[i], plan.l3)).collect();
         let mut refs: Vec<&mut dyn Routine> =
             routines.iter_mut().map(|r| &mut **r as &mut dyn Routine).collect();
         let samples = if refs.is_empty() {
@@ -195,36 +177,42 @@ pub fn execute(plan: &Plan, peaks: &Peaks) -> Outcome {
         };
         drop(refs);
         drop(routines);
-        let mut by_variant: BTreeMap<&str, crate::measure::Samples> = BTreeMap::new();
+        let mut by_arm: BTreeMap<&str, crate::measure::Samples> = BTreeMap::new();
         for (k, &i) in ok.iter().enumerate() {
-            by_variant.insert(variants[i].0.name, samples[k].clone());
+            by_arm.insert(arms[i].name.as_str(), samples[k].clone());
         }
-        for (i, (v, stage_names)) in variants.iter().enumerate() {
-            let t = by_variant
-                .get(v.name)
-                .map(|s| timing(spec, s, peaks, stats::seed_for(&spec.id(v.name))));
-            cases_out.push(record(spec, v, stage_names.clone(), verifications[i].clone(), t));
+        for (i, arm) in arms.iter().enumerate() {
+            let t = by_arm
+                .get(arm.name.as_str())
+                .map(|s| timing(spec, s, peaks, stats::seed_for(&spec.id(&arm.name))));
+            cases_out.push(record(spec, arm, verifications[i].clone(), t));
         }
-        // One entry per stage; consecutive stages with the same variant share samples.
+        // One entry per stage; stages sharing an arm share its samples.
+        let arm_of = |stage: &str| -> &str {
+            arms.iter()
+                .find(|a| a.stages.iter().any(|s| s == stage))
+                .map(|a| a.name.as_str())
+                .unwrap_or("")
+        };
         let mut entries: Vec<StageEntry> = Vec::new();
-        let first = plan.stages.first().map(|s| s.variant(spec.op_name()).name);
+        let first = plan.stages.first().map(|s| arm_of(&s.name));
         let mut previous: Option<&str> = None;
         for s in plan.stages {
-            let v = s.variant(spec.op_name());
-            let samples = by_variant.get(v.name);
-            let rec = cases_out.iter().rev().find(|r| r.id == spec.id(v.name));
+            let name = arm_of(&s.name);
+            let samples = by_arm.get(name);
+            let rec = cases_out.iter().rev().find(|r| r.id == spec.id(name));
             let timing = rec.and_then(|r| r.timing.as_ref());
             let ratio_to = |base: Option<&str>| -> Option<stats::Ratio> {
-                let base_samples = by_variant.get(base?)?;
+                let base_samples = by_arm.get(base?)?;
                 let mine = samples?;
-                let seed = stats::seed_for(&format!("{}|{}|{}", spec.group_id(), base?, v.name));
+                let seed = stats::seed_for(&format!("{}|{}|{}", spec.group_id(), base?, name));
                 // time(base) / time(this): > 1 means this stage is faster.
                 Some(stats::paired_ratio_ci(&base_samples.ns_per_iter, &mine.ns_per_iter, seed))
             };
             entries.push(StageEntry {
                 stage: s.name.clone(),
-                variant: v.name.to_string(),
-                case_id: spec.id(v.name),
+                variant: name.to_string(),
+                case_id: spec.id(name),
                 verified: samples.is_some(),
                 median_ns: timing.map(|t| t.median_ns),
                 throughput: timing.map(|t| t.throughput),
@@ -232,7 +220,7 @@ pub fn execute(plan: &Plan, peaks: &Peaks) -> Outcome {
                 speedup_vs_first: ratio_to(first),
                 speedup_vs_previous: ratio_to(previous.or(first)),
             });
-            previous = Some(v.name);
+            previous = Some(name);
         }
         comparisons.push(Comparison {
             group: spec.group_id(),
@@ -260,17 +248,145 @@ pub fn verify_all(
     let mut out = Vec::new();
     for spec in cases {
         bar.set_message(spec.group_id());
-        let variants: Vec<&'static Variant> = match only {
-            Some(stages) => variants_for(stages, spec).into_iter().map(|(v, _)| v).collect(),
-            None => registry::variants_of(spec.op_name())
-                .filter(|v| (v.available)().is_available())
-                .collect(),
+        let arms = match only {
+            Some(stages) => spec.arms(stages),
+            None => spec.all_arms(),
         };
-        for v in variants {
-            out.push((spec.id(v.name), spec.op_name().to_string(), spec.verify(v)));
+        for (arm, v) in arms.iter().zip(spec.verify_arms(&arms)) {
+            out.push((spec.id(&arm.name), spec.op_name().to_string(), v));
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gllm_kernels::registry::{self, Variant};
+    use gllm_kernels::stage;
+
+    use super::*;
+    use crate::cases::{CacheSelect, CaseSelect};
+    use crate::machine::Bandwidth;
+
+    fn peaks() -> Peaks {
+        let bw = |level: &str, bytes: usize, gb: f64| Bandwidth {
+            level: level.into(),
+            bytes,
+            read_gb_per_s: gb,
+            update_gb_per_s: gb,
+            gb_per_s: gb,
+        };
+        Peaks {
+            machine_id: "test".into(),
+            measured_at: String::new(),
+            fma_gflops: 100.0,
+            fma_kernel: "test".into(),
+            bandwidth: vec![
+                bw("L1", 16 << 10, 200.0),
+                bw("L2", 256 << 10, 100.0),
+                bw("DRAM", 128 << 20, 20.0),
+            ],
+        }
+    }
+
+    fn tiny_config() -> MeasureConfig {
+        MeasureConfig {
+            warmup: Duration::from_millis(1),
+            min_sample: Duration::from_micros(200),
+            samples: 6,
+            min_samples: 5,
+            time_cap: Duration::from_millis(50),
+        }
+    }
+
+    #[test]
+    fn a_stage_with_a_wrong_variant_gets_no_speed_and_others_still_do() {
+        let stages = stage::builtin();
+        let good = stage::resolve_with_force(&stages, &stages[0].name, None).unwrap();
+        let op = &registry::ops()[0];
+        let wrong: &'static Variant = Box::leak(Box::new(Variant {
+            op: op.name,
+            name: "wrong",
+            summary: "test-only: negates the naive result",
+            available: registry::always,
+            run: |case| {
+                let naive = registry::variant(registry::ops()[0].name, "naive").unwrap();
+                (naive.run)(case);
+                for x in case.output_mut() {
+                    *x = -*x - 1.0;
+                }
+            },
+        }));
+        let mut bad = good.clone();
+        bad.name = "bad".into();
+        bad.choices.insert(op.name, wrong);
+        let plan_stages = vec![good, bad];
+        let cases: Vec<CaseSpec> = cases::plan(CaseSelect::Model, CacheSelect::Hot, usize::MAX)
+            .into_iter()
+            .filter(|c| c.op_name() == op.name)
+            .take(1)
+            .collect();
+        let plan = Plan {
+            stages: &plan_stages,
+            cases,
+            config: tiny_config(),
+            l3: 32 << 20,
+            show_progress: false,
+        };
+        let out = execute(&plan, &peaks());
+        let failed = out.cases.iter().find(|c| c.variant == "wrong").unwrap();
+        assert_eq!(failed.verification.status, VerificationStatus::Failed);
+        assert!(failed.timing.is_none(), "a failing variant must not get a speed");
+        let reference = out.cases.iter().find(|c| c.variant == "naive").unwrap();
+        let t = reference.timing.as_ref().unwrap();
+        assert!(t.samples_ns.len() >= 5 && t.median_ns > 0.0 && t.throughput > 0.0);
+        let entries = &out.comparisons[0].entries;
+        assert!(entries[0].verified && !entries[1].verified);
+        assert!(entries[1].speedup_vs_first.is_none() && entries[1].throughput.is_none());
+    }
+
+    #[test]
+    fn shared_arms_share_samples_and_limits_follow_the_roofline() {
+        let stages = stage::builtin();
+        let resolved: Vec<ResolvedStage> = stages
+            .iter()
+            .map(|s| stage::resolve_with_force(&stages, &s.name, None).unwrap())
+            .collect();
+        let op = &registry::ops()[0];
+        let cases: Vec<CaseSpec> = cases::plan(CaseSelect::Model, CacheSelect::Both, 0)
+            .into_iter()
+            .filter(|c| c.op_name() == op.name)
+            .take(2)
+            .collect();
+        let plan = Plan {
+            stages: &resolved,
+            cases,
+            config: tiny_config(),
+            l3: 1 << 20,
+            show_progress: false,
+        };
+        let p = peaks();
+        let out = execute(&plan, &p);
+        for comp in &out.comparisons {
+            assert_eq!(comp.entries.len(), resolved.len());
+            for pair in comp.entries.windows(2) {
+                if pair[0].variant == pair[1].variant {
+                    let r = pair[1].speedup_vs_previous.unwrap();
+                    assert_eq!((r.ratio, r.ci95.lo, r.ci95.hi), (1.0, 1.0, 1.0));
+                }
+            }
+        }
+        for c in &out.cases {
+            let t = c.timing.as_ref().unwrap();
+            // limit time = max(flops / peak, bytes / bandwidth of the level).
+            let bw = if c.cache == "cold" { 20.0 } else { p.bandwidth_for(c.working_set_bytes) };
+            let limit_ns = (c.flops_per_iter / 100.0).max(c.bytes_per_iter / bw);
+            let expected = 100.0 * limit_ns / t.median_ns;
+            assert!((t.percent_of_limit - expected).abs() < 1e-9 * expected.max(1.0), "{}", c.id);
+        }
+    }
 }

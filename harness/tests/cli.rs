@@ -121,6 +121,7 @@ fn usage_errors_exit_3() {
         vec!["run"],
         vec!["run", "--stage", "simd", "--bogus"],
         vec!["run", "--stage", "simd", "--threads", "0"],
+        vec!["run", "--stage", "simd", "--time-budget", "-1"],
         vec!["export", "--format", "xml", "--out", "x"],
     ] {
         let o = gllm(&args, &[]);

@@ -85,22 +85,47 @@ pub struct SpeedupRow {
     pub bars: Vec<(usize, f64, f64, f64)>,
 }
 
+/// One row per op: the geometric mean over the op's hot model cases of each stage's
+/// speedup vs the first stage, and of the bounds of its 95 % CI (a per-case table is in the
+/// report; a chart with a bar per case and stage would be unreadable).
 pub fn speedup_rows(result: &ResultFile) -> Vec<SpeedupRow> {
-    result
-        .comparisons
-        .iter()
-        .filter(|c| c.entries.len() > 1)
-        .filter(|c| result.case(&c.entries[0].case_id).is_some_and(|r| r.case_set == "model"))
-        .map(|c| SpeedupRow {
-            label: c.group.clone(),
-            bars: c
-                .entries
+    let mut ops: Vec<&str> = Vec::new();
+    for c in &result.comparisons {
+        if !ops.contains(&c.op.as_str()) {
+            ops.push(&c.op);
+        }
+    }
+    let geo = |xs: &[f64]| (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp();
+    let mut rows = Vec::new();
+    for op in ops {
+        let comps: Vec<_> = result
+            .comparisons
+            .iter()
+            .filter(|c| c.op == op && c.cache == "hot" && c.entries.len() > 1)
+            .filter(|c| result.case(&c.entries[0].case_id).is_some_and(|r| r.case_set == "model"))
+            .collect();
+        if comps.is_empty() {
+            continue;
+        }
+        let stages = comps[0].entries.len();
+        let mut bars = Vec::new();
+        for s in 0..stages {
+            let ratios: Vec<_> = comps
                 .iter()
-                .enumerate()
-                .filter_map(|(i, e)| e.speedup_vs_first.map(|r| (i, r.ratio, r.ci95.lo, r.ci95.hi)))
-                .collect(),
-        })
-        .collect()
+                .filter_map(|c| c.entries.get(s)?.speedup_vs_first)
+                .filter(|r| r.ratio > 0.0 && r.ci95.lo > 0.0 && r.ci95.hi > 0.0)
+                .collect();
+            // Only when every case of the op has a verified result at this stage.
+            if ratios.len() == comps.len() {
+                let pick = |f: fn(&crate::stats::Ratio) -> f64| {
+                    geo(&ratios.iter().map(f).collect::<Vec<_>>())
+                };
+                bars.push((s, pick(|r| r.ratio), pick(|r| r.ci95.lo), pick(|r| r.ci95.hi)));
+            }
+        }
+        rows.push(SpeedupRow { label: format!("{op} ({} cases)", comps.len()), bars });
+    }
+    rows
 }
 
 fn draw_speedup<DB: DrawingBackend>(
@@ -120,6 +145,8 @@ where
         lo = lo.min(v * 0.8);
         hi = hi.max(v * 1.25);
     }
+    // Room on the right for the legend, clear of the longest bar.
+    let hi = hi * 1.8;
     let label_width =
         rows.iter().map(|r| r.label.len()).max().unwrap_or(10).clamp(10, 48) as u32 * 8 + 20;
     let mut chart = ChartBuilder::on(root)
@@ -132,7 +159,10 @@ where
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(0)
-        .x_desc(format!("speedup vs the first stage ({}), × (log scale; > 1 is faster)", stages[0]))
+        .x_desc(format!(
+            "speedup vs the first stage ({}), × (log scale; > 1 is faster; whiskers: 95% CI)",
+            stages[0]
+        ))
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
         .x_label_formatter(&|x| format!("{x:.2}×"))
@@ -173,6 +203,23 @@ where
         vec![(1.0, 0.0), (1.0, n as f64)],
         BLACK.mix(0.6).stroke_width(1),
     )))?;
+    // The value at the end of each bar that differs from the stage before it.
+    let value_style =
+        TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (row_i, row) in rows.iter().enumerate() {
+        let mut previous: Option<f64> = None;
+        for &(s, v, _, h) in &row.bars {
+            let changed = previous.is_none_or(|p| (p - v).abs() > 1e-9 * v.abs());
+            previous = Some(v);
+            if !changed || s == 0 {
+                continue;
+            }
+            let centre = n as f64 - row_i as f64 - 0.1 - slot * s as f64 - slot / 2.0;
+            let x = if h.is_finite() { v.max(h) } else { v };
+            let (px, py) = chart.backend_coord(&(x, centre));
+            root.draw_text(&format!("{}×", super::format::sig3(v)), &value_style, (px + 6, py))?;
+        }
+    }
     for (row_i, row) in rows.iter().enumerate() {
         let y = n as f64 - row_i as f64 - 0.5;
         let (px, py) = chart.backend_coord(&(lo, y));
@@ -182,7 +229,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font((FONT, 15))
@@ -201,8 +248,10 @@ pub fn speedup_chart(
     }
     let stages: Vec<String> = result.stages.iter().map(|s| s.name.clone()).collect();
     let height = (160 + rows.len() as u32 * (14 + 12 * stages.len() as u32)).clamp(400, 6000);
-    let title =
-        format!("Speedup per op case and stage (median, 95% CI), {}", result.machine.cpu_model);
+    let title = format!(
+        "Speedup per op and stage: geometric mean over hot model cases, {}",
+        result.machine.cpu_model
+    );
     let draw_svg =
         |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title);
     let draw_png =
@@ -210,8 +259,8 @@ pub fn speedup_chart(
     both_formats(dir, "speedup", (1400, height), &draw_svg, &draw_png).map(Some)
 }
 
-/// A roofline point: `(stage index, arithmetic intensity FLOP/byte, GFLOP/s, label)`.
-pub type RooflinePoint = (usize, f64, f64, String);
+/// A roofline point: `(stage index, arithmetic intensity FLOP/byte, GFLOP/s, label, cold)`.
+pub type RooflinePoint = (usize, f64, f64, String, bool);
 
 pub fn roofline_points(result: &ResultFile) -> Vec<RooflinePoint> {
     let mut out = Vec::new();
@@ -223,12 +272,8 @@ pub fn roofline_points(result: &ResultFile) -> Vec<RooflinePoint> {
         let gflops = c.flops_per_iter / t.median_ns;
         for s in &c.stages {
             if let Some(i) = result.stages.iter().position(|x| &x.name == s) {
-                out.push((
-                    i,
-                    c.flops_per_iter / c.bytes_per_iter,
-                    gflops,
-                    format!("{} {}", c.op, c.cache),
-                ));
+                let intensity = c.flops_per_iter / c.bytes_per_iter;
+                out.push((i, intensity, gflops, c.op.clone(), c.cache == "cold"));
                 break;
             }
         }
@@ -268,7 +313,9 @@ where
         .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("arithmetic intensity, FLOP per byte moved (log scale)")
+        .x_desc(
+            "arithmetic intensity, FLOP per byte moved (log scale); filled: hot cache, hollow: cold (DRAM)",
+        )
         .y_desc("achieved GFLOP/s (log scale)")
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
@@ -294,10 +341,11 @@ where
             vec![(start_x, start_x * b.gb_per_s), (ridge.min(x1), ridge.min(x1) * b.gb_per_s)],
             grey.mix(0.8).stroke_width(1),
         )))?;
-        let lx = (ridge / 8.0).max(x0 * 1.5);
+        // Labels at the left end of each diagonal (parallel lines: distinct heights).
+        let lx = start_x * 1.15;
         chart.draw_series(std::iter::once(Text::new(
             format!("{} {:.0} GB/s", b.level, b.gb_per_s),
-            (lx, lx * b.gb_per_s * 1.15),
+            (lx, lx * b.gb_per_s * 1.08),
             label_style.clone(),
         )))?;
     }
@@ -308,14 +356,27 @@ where
             continue;
         }
         chart
-            .draw_series(pts.iter().map(|p| Circle::new((p.1, p.2), 6, c.filled())))?
-            .label(format!("chosen first by stage {}", stage.name))
+            .draw_series(pts.iter().map(|p| {
+                // Hot cases filled, cold (from DRAM) hollow.
+                let style = if p.4 { c.stroke_width(2) } else { c.filled() };
+                Circle::new((p.1, p.2), 6, style)
+            }))?
+            .label(format!("variants introduced by stage {}", stage.name))
             .legend(move |(x, y)| Circle::new((x + 7, y), 6, c.filled()));
-        let text = TextStyle::from((FONT, 12).into_font()).color(&BLACK);
-        chart.draw_series(
-            pts.iter().map(|p| Text::new(p.3.clone(), (p.1 * 1.12, p.2), text.clone())),
-        )?;
     }
+    // One label per op, at its fastest point, so labels do not pile up.
+    let text = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
+    let mut labelled: Vec<&RooflinePoint> = Vec::new();
+    for p in points {
+        match labelled.iter_mut().find(|q| q.3 == p.3) {
+            Some(q) if q.2 < p.2 => *q = p,
+            Some(_) => {}
+            None => labelled.push(p),
+        }
+    }
+    chart.draw_series(
+        labelled.iter().map(|p| Text::new(p.3.clone(), (p.1 * 1.15, p.2 * 1.05), text.clone())),
+    )?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -372,16 +433,19 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
+    // x is log2(bytes) on a linear axis, so ticks fall on powers of two (1 KiB, 4 KiB, ...).
     let pts = lines.iter().flat_map(|l| l.1.iter());
     let (mut x0, mut x1, mut y1) = (f64::MAX, 0f64, 0f64);
     for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
+        x0 = x0.min(x.log2());
+        x1 = x1.max(x.log2());
         if y.is_finite() {
             y1 = y1.max(y);
         }
     }
-    let (x0, x1) = (x0 / 1.5, x1 * 1.5);
+    let (x0, x1) = ((x0 - 0.5).floor(), (x1 + 0.5).ceil());
+    // Headroom above the curves for the cache labels and the legend.
+    let top = y1 * 1.35;
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!(
@@ -393,41 +457,52 @@ where
         .margin(16)
         .x_label_area_size(56)
         .y_label_area_size(80)
-        .build_cartesian_2d((x0..x1).log_scale(), 0f64..y1 * 1.15)?;
+        .build_cartesian_2d(x0..x1, 0f64..top)?;
     chart
         .configure_mesh()
         .x_desc("working set (inputs + output), bytes (log scale)")
         .y_desc(format!("throughput, {unit}"))
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
-        .x_label_formatter(&|x| human_bytes(*x))
+        .x_labels(((x1 - x0) as usize + 1).min(24))
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 && (x.round() as i64) % 2 == 0 {
+                human_bytes(x.round().exp2())
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     let caches = &result.machine.caches;
     for (name, bytes) in [("L1d", caches.l1d), ("L2", caches.l2), ("L3", caches.l3)] {
-        let b = bytes as f64;
+        let b = (bytes as f64).log2();
         if b > x0 && b < x1 {
             chart.draw_series(std::iter::once(PathElement::new(
-                vec![(b, 0.0), (b, y1 * 1.15)],
+                vec![(b, 0.0), (b, top)],
                 RGBColor(150, 150, 150).stroke_width(1),
             )))?;
+            let style =
+                TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Right, VPos::Top));
             chart.draw_series(std::iter::once(Text::new(
-                format!("{name} {}", human_bytes(b)),
-                (b * 1.05, y1 * 1.1),
-                (FONT, 13).into_font(),
+                format!("{name} {} ", human_bytes(bytes as f64)),
+                (b, top * 0.98),
+                style,
             )))?;
         }
     }
     for (i, (variant, points)) in lines.iter().enumerate() {
         let c = color(i);
+        let log_points: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (x.log2(), y)).collect();
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?
+            .draw_series(LineSeries::new(log_points.iter().copied(), c.stroke_width(2)))?
             .label(variant.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+        chart.draw_series(log_points.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font((FONT, 15))

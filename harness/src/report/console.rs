@@ -95,7 +95,24 @@ pub fn compare_table(result: &ResultFile) -> String {
             ]);
         }
     }
-    t.render()
+    let mut out = t.render();
+    let summary: Vec<String> = result
+        .stages
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(i, s)| {
+            let (g, n) = crate::report::markdown::stage_geomean(result, i)?;
+            Some(format!("{} {}× ({n} cases)", s.name, sig3(g)))
+        })
+        .collect();
+    if !summary.is_empty() {
+        out.push_str(&format!(
+            "\ngeometric-mean speedup vs the first stage: {}\n",
+            summary.join(", ")
+        ));
+    }
+    out
 }
 
 /// One row per measured case (for `run` and `baseline show`).

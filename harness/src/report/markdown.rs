@@ -64,7 +64,7 @@ fn machine_section(result: &ResultFile) -> String {
         "- machine `{}`: {} ({} logical CPUs; L1d {} KiB, L2 {} KiB, L3 {} MiB)\n\
          - compiled features: {}; detected: {}\n\
          - build {git}, {}, profile `{}`; measured {} with `{}`\n\
-         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}); read bandwidth {}\n",
+         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}); bandwidth (best of streaming read and y += x) {}\n",
         result.machine.id,
         result.machine.cpu_model,
         result.machine.logical_cpus,
@@ -137,6 +137,21 @@ pub fn opportunities(result: &ResultFile) -> Vec<Opportunity> {
     out
 }
 
+/// Geometric mean over the model cases of a stage's speedup vs the first stage, and the
+/// number of cases it covers (cases that failed verification are left out).
+pub fn stage_geomean(r: &ResultFile, stage_index: usize) -> Option<(f64, usize)> {
+    let ratios: Vec<f64> = r
+        .comparisons
+        .iter()
+        .filter(|c| r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model"))
+        .filter_map(|c| c.entries.get(stage_index)?.speedup_vs_first.map(|x| x.ratio))
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .collect();
+    (!ratios.is_empty()).then(|| {
+        ((ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp(), ratios.len())
+    })
+}
+
 /// The optimization report: overview, stages, results, charts, opportunities, method.
 pub fn report_markdown(
     results: &[ResultFile],
@@ -166,18 +181,7 @@ pub fn report_markdown(
             String::new()
         }
     ));
-    let geo = |stage_index: usize| -> Option<(f64, usize)> {
-        let ratios: Vec<f64> = r
-            .comparisons
-            .iter()
-            .filter(|c| r.case(&c.entries[0].case_id).is_some_and(|x| x.case_set == "model"))
-            .filter_map(|c| c.entries.get(stage_index)?.speedup_vs_first.map(|x| x.ratio))
-            .filter(|x| x.is_finite() && *x > 0.0)
-            .collect();
-        (!ratios.is_empty()).then(|| {
-            ((ratios.iter().map(|x| x.ln()).sum::<f64>() / ratios.len() as f64).exp(), ratios.len())
-        })
-    };
+    let geo = |stage_index: usize| stage_geomean(r, stage_index);
     md.push_str("## What each stage changes\n\n| stage | what it adds | ops whose variant changes | geometric-mean speedup vs first (model cases) |\n|---|---|---|---:|\n");
     for (i, s) in r.stages.iter().enumerate() {
         let changed: Vec<String> = match i {
@@ -259,6 +263,9 @@ pub fn report_markdown(
          - `cache=hot` reuses one prepared case; `cache=cold` rotates over copies totalling more than \
          twice the L3, so every iteration starts from DRAM.\n\
          - Outliers (Tukey fences) are flagged in the result file, never dropped; raw samples are kept.\n\
+         - Limits are the best of repeated probe runs (`gllm-bench machine`) on a shared machine: a \
+         case above 100 % means the probe was slowed by a neighbour, or the kernel overlaps loads and \
+         stores better than the probe does.\n\
          - Inputs: {} result file(s); the JSON next to this report holds every sample.\n",
         r.settings.warmup_ms,
         r.settings.min_sample_ms,

@@ -25,10 +25,10 @@ pub fn write_report(results: &[ResultFile], dir: &Path) -> Result<Vec<PathBuf>, 
     match charts::speedup_chart(dir, r)? {
         Some(paths) => {
             written.extend(paths);
-            charts.push(("Speedup per op case and stage".into(), "speedup.png".into(), None));
+            charts.push(("Speedup per op and stage".into(), "speedup.png".into(), None));
         }
         None => charts.push((
-            "Speedup per op case and stage".into(),
+            "Speedup per op and stage".into(),
             String::new(),
             Some("the input compares fewer than two stages".into()),
         )),

@@ -41,8 +41,9 @@ impl Verdict {
 ///
 /// - regression candidate: CI lower bound > 1 and ratio > 1 + eff;
 /// - improvement: CI upper bound < 1 and ratio < 1 / (1 + eff);
-/// - inconclusive: the CI is wider than `eff` (it cannot resolve a change of that size);
-/// - otherwise pass.
+/// - inconclusive: otherwise, if the CI reaches above 1 + eff (a regression larger than the
+///   threshold cannot be ruled out);
+/// - otherwise pass: the measurement rules out a regression larger than `eff`.
 pub fn classify(ratio: f64, ci: Interval, effective: f64) -> Verdict {
     if !ratio.is_finite() || !ci.lo.is_finite() || !ci.hi.is_finite() {
         return Verdict::Inconclusive;
@@ -51,7 +52,7 @@ pub fn classify(ratio: f64, ci: Interval, effective: f64) -> Verdict {
         Verdict::Regressed
     } else if ci.hi < 1.0 && ratio < 1.0 / (1.0 + effective) {
         Verdict::Improved
-    } else if ci.hi - ci.lo > effective {
+    } else if ci.hi > 1.0 + effective {
         Verdict::Inconclusive
     } else {
         Verdict::Pass
@@ -302,8 +303,10 @@ mod tests {
         // Excludes 1 but below the threshold: pass.
         assert_eq!(classify(1.02, iv(1.01, 1.03), 0.05), Verdict::Pass);
         assert_eq!(classify(0.90, iv(0.88, 0.92), 0.05), Verdict::Improved);
-        // Wide CI: cannot tell.
+        // Wide CI reaching past the threshold: cannot tell.
         assert_eq!(classify(1.01, iv(0.95, 1.08), 0.05), Verdict::Inconclusive);
+        // Wide but below the threshold: a regression > 5 % is ruled out.
+        assert_eq!(classify(0.99, iv(0.93, 1.04), 0.05), Verdict::Pass);
         // Large change but CI includes 1: not a regression.
         assert_eq!(classify(1.2, iv(0.99, 1.3), 0.05), Verdict::Inconclusive);
         assert_eq!(classify(f64::NAN, iv(1.0, 1.0), 0.05), Verdict::Inconclusive);

@@ -87,7 +87,7 @@ pub struct GateArgs {
     #[arg(long, value_name = "FILE")]
     pub thresholds: Option<PathBuf>,
     /// ABBA rounds per case (wall mode); re-measurements use twice as many.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(6..=10_000))]
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(6..=10_000))]
     pub rounds: u32,
     /// Target duration of one sample, ms (wall mode).
     #[arg(long, default_value_t = 2.0)]
@@ -303,20 +303,40 @@ pub fn split_noise(xs: &[f64]) -> f64 {
     (stats::median(&even) / stats::median(&odd)).ln().abs().exp_m1()
 }
 
-/// The median of the per-round ratios head/base (each round's two samples ran back to
-/// back, so drift between rounds cancels) with a bootstrap 95 % CI over rounds.
-pub fn paired_round_ratio(head: &[f64], base: &[f64], seed: u64) -> stats::Ratio {
-    let ratios: Vec<f64> = head.iter().zip(base).map(|(h, b)| h / b).collect();
+/// Ratios of ABBA blocks: rounds 2j (base first) and 2j+1 (head first) together, so the
+/// advantage or penalty of running first or second cancels inside each block; drift
+/// between blocks cancels in the ratio. A trailing unpaired round is dropped.
+pub fn block_ratios(head: &[f64], base: &[f64]) -> Vec<f64> {
+    let n = head.len().min(base.len()) / 2 * 2;
+    (0..n).step_by(2).map(|i| (head[i] + head[i + 1]) / (base[i] + base[i + 1])).collect()
+}
+
+/// The median of the ABBA block ratios head/base with a bootstrap 95 % CI over blocks.
+pub fn paired_block_ratio(head: &[f64], base: &[f64], seed: u64) -> stats::Ratio {
+    let ratios = block_ratios(head, base);
     stats::Ratio { ratio: stats::median(&ratios), ci95: stats::median_ci(&ratios, seed) }
 }
 
-/// Judges paired samples: ratio head/base with its paired bootstrap CI, noise, verdict.
+/// Same-code noise of a paired measurement: how far the ratio estimates of two disjoint
+/// halves of the blocks (even vs odd) disagree, relative. A real change moves both halves
+/// alike and leaves this small; noise moves them apart.
+pub fn ratio_split_noise(head: &[f64], base: &[f64]) -> f64 {
+    split_noise(&block_ratios(head, base))
+}
+
+/// Judges paired samples: ratio head/base with its CI, noise, verdict. A measurement whose
+/// same-code noise exceeds `max_noise` cannot resolve anything: inconclusive.
 pub fn judge_pair(id: &str, p: &Paired, rules: &ModeRules, attempt: usize) -> (Measurement, f64) {
     let seed = stats::seed_for(&format!("gate:{id}:{attempt}"));
-    let r = paired_round_ratio(&p.head, &p.base, seed);
-    let noise = split_noise(&p.base).max(split_noise(&p.head));
+    let r = paired_block_ratio(&p.head, &p.base, seed);
+    let noise = ratio_split_noise(&p.head, &p.base);
     let (threshold, _) = rules.threshold(id);
     let effective = threshold.max(rules.noise_k * noise);
+    let verdict = if noise > rules.max_noise {
+        Verdict::Inconclusive
+    } else {
+        classify(r.ratio, r.ci95, effective)
+    };
     let m = Measurement {
         base: stats::median(&p.base),
         head: stats::median(&p.head),
@@ -324,7 +344,7 @@ pub fn judge_pair(id: &str, p: &Paired, rules: &ModeRules, attempt: usize) -> (M
         ci95: r.ci95,
         noise,
         rounds: p.base.len(),
-        verdict: classify(r.ratio, r.ci95, effective),
+        verdict,
     };
     (m, effective)
 }
@@ -548,7 +568,11 @@ fn run_instructions(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessE
                 ci95: ci,
                 noise,
                 rounds: 1,
-                verdict: classify(ratio, ci, effective),
+                verdict: if noise > rules.max_noise {
+                    Verdict::Inconclusive
+                } else {
+                    classify(ratio, ci, effective)
+                },
             });
             if !needs_second_look(measurements[0].verdict) {
                 break;
@@ -742,7 +766,11 @@ pub fn run_baseline(args: &GateArgs, path: &Path, show: bool) -> Result<GateRepo
                 ci95: r.ci95,
                 noise,
                 rounds: xs.len(),
-                verdict: classify(r.ratio, r.ci95, effective),
+                verdict: if noise > rules.max_noise {
+                    Verdict::Inconclusive
+                } else {
+                    classify(r.ratio, r.ci95, effective)
+                },
             });
             if !needs_second_look(measurements[0].verdict) {
                 break;

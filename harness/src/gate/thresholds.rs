@@ -5,7 +5,8 @@
 //! ```toml
 //! [wall]
 //! default = 0.05                 # a case regresses only if slower by more than 5 % ...
-//! noise_k = 3.0                  # ... and by more than 3 × its measured same-code noise
+//! noise_k = 2.0                  # ... and by more than 2 × its measured same-code noise
+//! max_noise = 0.05               # same-code noise above 5 %: the case is inconclusive
 //! max_steal = 0.05               # steal time above 5 % of CPU time: inconclusive
 //! max_calibration_spread = 0.10  # control kernel's relative spread above 10 %: inconclusive
 //! [[wall.case]]
@@ -34,6 +35,7 @@ struct RawFile {
 struct RawMode {
     default: Option<f64>,
     noise_k: Option<f64>,
+    max_noise: Option<f64>,
     max_steal: Option<f64>,
     max_calibration_spread: Option<f64>,
     #[serde(default)]
@@ -52,6 +54,8 @@ struct RawCase {
 pub struct ModeRules {
     pub default: f64,
     pub noise_k: f64,
+    /// A case whose same-code noise exceeds this is inconclusive (it resolves nothing).
+    pub max_noise: f64,
     pub max_steal: f64,
     pub max_calibration_spread: f64,
     pub cases: Vec<(Regex, f64)>,
@@ -82,7 +86,8 @@ impl Default for Thresholds {
         Thresholds {
             wall: ModeRules {
                 default: 0.05,
-                noise_k: 3.0,
+                noise_k: 2.0,
+                max_noise: 0.05,
                 max_steal: 0.05,
                 max_calibration_spread: 0.10,
                 cases: Vec::new(),
@@ -90,6 +95,7 @@ impl Default for Thresholds {
             instructions: ModeRules {
                 default: 0.01,
                 noise_k: 3.0,
+                max_noise: 0.002,
                 max_steal: 1.0,
                 max_calibration_spread: f64::INFINITY,
                 cases: Vec::new(),
@@ -134,6 +140,7 @@ fn merge(
     Ok(ModeRules {
         default: f("default", raw.default, base.default)?,
         noise_k: f("noise_k", raw.noise_k, base.noise_k)?,
+        max_noise: f("max_noise", raw.max_noise, base.max_noise)?,
         max_steal: f("max_steal", raw.max_steal, base.max_steal)?,
         max_calibration_spread: f(
             "max_calibration_spread",
@@ -186,7 +193,7 @@ mod tests {
         assert_eq!(t.wall.threshold("add(n=1)").0, 0.1);
         assert_eq!(t.wall.threshold("matmul(n=1)").0, 0.2);
         assert_eq!(t.wall.threshold("rms(n=1)"), (0.04, "default".to_string()));
-        assert_eq!(t.wall.noise_k, 3.0);
+        assert_eq!(t.wall.noise_k, 2.0);
         assert_eq!(t.instructions.default, 0.005);
     }
 

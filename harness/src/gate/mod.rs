@@ -468,6 +468,10 @@ fn run_wall(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessError> {
         let mut measurements = vec![first];
         let mut effective_threshold = effective;
         if needs_second_look(measurements[0].verdict) {
+            // Fresh worker processes too: a difference tied to one process's memory layout
+            // (heap placement, page mapping) must not confirm itself.
+            base = WorkerProcess::spawn("base", &plan.base, &plan.catalog)?;
+            head = WorkerProcess::spawn("head", &plan.head, &plan.catalog)?;
             probe.sample();
             let cfg = WallConfig {
                 rounds: plan.wall.rounds * 2,

@@ -349,10 +349,6 @@ pub fn judge_pair(id: &str, p: &Paired, rules: &ModeRules, attempt: usize) -> (M
     (m, effective)
 }
 
-fn needs_second_look(v: Verdict) -> bool {
-    matches!(v, Verdict::Regressed | Verdict::Inconclusive)
-}
-
 /// Everything a gate run needs, resolved from the arguments.
 pub struct GatePlan {
     pub mode: Mode,
@@ -463,25 +459,29 @@ fn run_wall(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessError> {
     for (i, id) in ids.iter().enumerate() {
         probe.sample();
         progress(plan.show_progress, &format!("[{}/{}] {id}", i + 1, ids.len()));
-        let p = measure_pair(&mut base, &mut head, id, &plan.wall)?;
-        let (first, effective) = judge_pair(id, &p, rules, 0);
-        let mut measurements = vec![first];
-        let mut effective_threshold = effective;
-        if needs_second_look(measurements[0].verdict) {
-            // Fresh worker processes too: a difference tied to one process's memory layout
-            // (heap placement, page mapping) must not confirm itself.
-            base = WorkerProcess::spawn("base", &plan.base, &plan.catalog)?;
-            head = WorkerProcess::spawn("head", &plan.head, &plan.catalog)?;
-            probe.sample();
-            let cfg = WallConfig {
-                rounds: plan.wall.rounds * 2,
-                time_cap: plan.wall.time_cap * 2,
-                ..plan.wall.clone()
+        let mut measurements = Vec::new();
+        let mut effective_threshold = 0.0;
+        while verdict::needs_more(&measurements) {
+            let attempt = measurements.len();
+            let cfg = if attempt == 0 {
+                plan.wall.clone()
+            } else {
+                // Fresh rounds (twice as many) in fresh worker processes: a difference tied
+                // to one process's memory layout (heap placement, page mapping) must not
+                // confirm itself.
+                base = WorkerProcess::spawn("base", &plan.base, &plan.catalog)?;
+                head = WorkerProcess::spawn("head", &plan.head, &plan.catalog)?;
+                probe.sample();
+                WallConfig {
+                    rounds: plan.wall.rounds * 2,
+                    time_cap: plan.wall.time_cap * 2,
+                    ..plan.wall.clone()
+                }
             };
-            let p2 = measure_pair(&mut base, &mut head, id, &cfg)?;
-            let (second, eff2) = judge_pair(id, &p2, rules, 1);
-            effective_threshold = eff2;
-            measurements.push(second);
+            let p = measure_pair(&mut base, &mut head, id, &cfg)?;
+            let (m, effective) = judge_pair(id, &p, rules, attempt);
+            effective_threshold = effective;
+            measurements.push(m);
         }
         let (threshold, rule) = rules.threshold(id);
         results.push(CaseResult {
@@ -552,7 +552,8 @@ fn run_instructions(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessE
         progress(plan.show_progress, &format!("[{}/{}] {id} (callgrind)", i + 1, ids.len()));
         let (threshold, rule) = rules.threshold(id);
         let mut measurements = Vec::new();
-        for attempt in 0..2 {
+        while verdict::needs_more(&measurements) {
+            let attempt = measurements.len();
             let (b, h) = count_pair(id, attempt)?;
             let ratio = h / b;
             let ci = Interval { lo: ratio, hi: ratio };
@@ -578,9 +579,6 @@ fn run_instructions(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessE
                     classify(ratio, ci, effective)
                 },
             });
-            if !needs_second_look(measurements[0].verdict) {
-                break;
-            }
         }
         let effective =
             threshold.max(rules.noise_k * measurements.last().map(|m| m.noise).unwrap_or(0.0));
@@ -749,11 +747,12 @@ pub fn run_baseline(args: &GateArgs, path: &Path, show: bool) -> Result<GateRepo
         probe.sample();
         let timing = stored.case(id).and_then(|c| c.timing.as_ref()).expect("filtered above");
         let mut measurements = Vec::new();
-        for attempt in 0..2 {
+        while verdict::needs_more(&measurements) {
+            let attempt = measurements.len();
             let est = head.prepare(id, plan.wall.warmup)?;
             let iters = iterations_for(plan.wall.sample, est);
             let mut xs = Vec::new();
-            for _ in 0..plan.wall.rounds * (attempt + 1) {
+            for _ in 0..plan.wall.rounds * attempt.clamp(1, 2) {
                 xs.push(head.run(id, iters)?);
             }
             head.release(id)?;
@@ -776,9 +775,6 @@ pub fn run_baseline(args: &GateArgs, path: &Path, show: bool) -> Result<GateRepo
                     classify(r.ratio, r.ci95, effective)
                 },
             });
-            if !needs_second_look(measurements[0].verdict) {
-                break;
-            }
         }
         let (threshold, rule) = rules.threshold(id);
         let noise = measurements.last().map(|m| m.noise).unwrap_or(0.0);

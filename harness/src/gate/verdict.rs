@@ -95,20 +95,32 @@ impl CaseResult {
     }
 }
 
-/// The final verdict of a case from its measurements: a regression must repeat.
+/// Measurements per case at most (the first, and up to two re-measurements).
+pub const MAX_MEASUREMENTS: usize = 3;
+
+/// The final verdict of a case from its measurements: a regression must be seen twice.
+///
+/// - two or more regressed measurements: regressed;
+/// - otherwise the last measurement decides, except that a pass/improvement after a
+///   regressed measurement is `unconfirmed` and a lone regression is `inconclusive`.
 pub fn final_verdict(measurements: &[Measurement]) -> Verdict {
-    match measurements {
-        [] => Verdict::Inconclusive,
-        [only] => only.verdict,
-        [first, rest @ ..] => {
-            let last = rest.last().expect("non-empty").verdict;
-            match (first.verdict, last) {
-                (Verdict::Regressed, Verdict::Regressed) => Verdict::Regressed,
-                (Verdict::Regressed, _) => Verdict::Unconfirmed,
-                (_, v) => v,
-            }
-        }
+    let regressed = measurements.iter().filter(|m| m.verdict == Verdict::Regressed).count();
+    match measurements.last().map(|m| m.verdict) {
+        None => Verdict::Inconclusive,
+        Some(_) if regressed >= 2 => Verdict::Regressed,
+        Some(Verdict::Pass | Verdict::Improved) if regressed == 1 => Verdict::Unconfirmed,
+        Some(Verdict::Regressed) if measurements.len() > 1 => Verdict::Inconclusive,
+        Some(v) => v,
     }
+}
+
+/// Whether another measurement is needed: the case is not settled yet.
+pub fn needs_more(measurements: &[Measurement]) -> bool {
+    let regressed = measurements.iter().filter(|m| m.verdict == Verdict::Regressed).count();
+    let last = measurements.last().map(|m| m.verdict);
+    measurements.len() < MAX_MEASUREMENTS
+        && regressed < 2
+        && matches!(last, Some(Verdict::Regressed | Verdict::Inconclusive) | None)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -329,10 +341,19 @@ mod tests {
         use Verdict::*;
         assert_eq!(final_verdict(&[m(Regressed), m(Regressed)]), Regressed);
         assert_eq!(final_verdict(&[m(Regressed), m(Pass)]), Unconfirmed);
-        assert_eq!(final_verdict(&[m(Regressed), m(Inconclusive)]), Unconfirmed);
+        assert_eq!(final_verdict(&[m(Regressed), m(Inconclusive), m(Regressed)]), Regressed);
+        assert_eq!(final_verdict(&[m(Regressed), m(Inconclusive), m(Pass)]), Unconfirmed);
+        assert_eq!(final_verdict(&[m(Regressed), m(Inconclusive), m(Inconclusive)]), Inconclusive);
+        // Seen once only (after an inconclusive first look): not confirmed.
+        assert_eq!(final_verdict(&[m(Inconclusive), m(Regressed)]), Inconclusive);
         assert_eq!(final_verdict(&[m(Inconclusive), m(Pass)]), Pass);
         assert_eq!(final_verdict(&[m(Improved)]), Improved);
         assert_eq!(final_verdict(&[]), Inconclusive);
+        assert!(needs_more(&[m(Regressed)]));
+        assert!(needs_more(&[m(Inconclusive), m(Regressed)]));
+        assert!(!needs_more(&[m(Regressed), m(Regressed)]));
+        assert!(!needs_more(&[m(Pass)]));
+        assert!(!needs_more(&[m(Inconclusive), m(Inconclusive), m(Regressed)]));
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn catalog(spec: &CatalogSpec) -> Result<Vec<(String, Entry)>, HarnessError> {
         .map_err(|e| HarnessError::Usage(format!("--stage {name}: {e}")))?;
     let caches = Caches::detect();
     let mut out = vec![(CALIBRATION_ID.to_string(), Entry::Calibration)];
-    for case in cases::plan(spec.cases, spec.cache, caches.l2) {
+    for case in plan_cases(spec, caches.l2) {
         let variant = resolved.variant(case.op_name());
         if !(variant.available)().is_available() {
             continue;
@@ -115,6 +115,37 @@ fn catalog(spec: &CatalogSpec) -> Result<Vec<(String, Entry)>, HarnessError> {
         out.push((case.id(variant.name), Entry::Op(case, variant)));
     }
     Ok(out)
+}
+
+/// The op cases of a catalog. Hot-only catalogs are built without preparing any case (a
+/// worker starts in milliseconds); other cache selections need each case's working set,
+/// so they go through [`cases::plan`].
+fn plan_cases(spec: &CatalogSpec, l2: usize) -> Vec<CaseSpec> {
+    use gllm_kernels::registry::{self, CaseSet};
+    if spec.cache != CacheSelect::Hot {
+        return cases::plan(spec.cases, spec.cache, l2);
+    }
+    let sets: &[CaseSet] = match spec.cases {
+        CaseSelect::Model => &[CaseSet::Model],
+        CaseSelect::Sweep => &[CaseSet::Sweep],
+        CaseSelect::All => &[CaseSet::Model, CaseSet::Sweep],
+    };
+    let mut out = Vec::new();
+    for op in registry::ops() {
+        for &set in sets {
+            for shape in (op.shapes)(set) {
+                out.push(CaseSpec::Op(cases::OpCase {
+                    op,
+                    shape,
+                    case_set: set,
+                    cache: cases::Cache::Hot,
+                    // Only cold rotations use the working set.
+                    working_set: 0,
+                }));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -201,7 +201,7 @@ Examples:
 Exit codes (an API, stable):
   0  pass: no case regressed (improvements and unconfirmed one-off flags are reported)
   1  confirmed regression: CI of head/base excludes 1, change > max(threshold, k x noise),
-     and it repeated when re-measured with fresh rounds
+     in two measurements (re-measured with fresh rounds in fresh worker processes)
   2  inconclusive: too noisy to decide (wide CIs, steal time, control-kernel spread)
   3  usage or harness error (bad flag, missing build, foreign machine, worker failure)";
 

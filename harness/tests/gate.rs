@@ -204,3 +204,49 @@ fn shipped_thresholds_parse() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/thresholds.toml");
     gllm_bench::gate::thresholds::Thresholds::load(&path).unwrap();
 }
+
+/// Stored-baseline mode: a result file from another machine is refused (exit 3, with the
+/// reason); `--allow-foreign-machine` runs and marks every verdict normalized.
+#[test]
+fn foreign_baseline_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("base.json");
+    let o = Command::new(bin())
+        .args(["--quiet", "run", "--stage", "naive", "--filter", "^add\\(", "--quick", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let stage = "naive";
+    // Same machine: accepted.
+    let o = gate(&["--baseline", file.to_str().unwrap(), "--stage", stage, "--filter", "^add\\("]);
+    assert!(matches!(code(&o), 0..=2), "{}", text(&o));
+    // Another machine.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    v["machine"]["id"] = "other-cpu-64cpu-00000000".into();
+    std::fs::write(&file, serde_json::to_string(&v).unwrap()).unwrap();
+    let o = gate(&["--baseline", file.to_str().unwrap(), "--stage", stage, "--filter", "^add\\("]);
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(text(&o).contains("other-cpu-64cpu-00000000"), "{}", text(&o));
+    assert!(text(&o).contains("--allow-foreign-machine"), "{}", text(&o));
+    let json = dir.path().join("g.json");
+    let o = gate(&[
+        "--baseline",
+        file.to_str().unwrap(),
+        "--allow-foreign-machine",
+        "--stage",
+        stage,
+        "--filter",
+        "^add\\(",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(matches!(code(&o), 0..=2), "{}", text(&o));
+    let r = report(&json);
+    assert_eq!(r["source"], "baseline");
+    for c in r["cases"].as_array().unwrap() {
+        assert_eq!(c["normalized"], true, "{c}");
+    }
+    assert!(text(&o).contains("normalized"), "{}", text(&o));
+}

@@ -40,7 +40,7 @@ pub const EXIT_CODES: &str = "\
 Exit codes (an API, stable):
   0  pass: no case regressed (improvements and unconfirmed one-off flags are reported)
   1  confirmed regression: CI of head/base excludes 1, change > max(threshold, k x noise),
-     and it repeated when re-measured with fresh rounds
+     in two measurements (re-measured with fresh rounds in fresh worker processes)
   2  inconclusive: too noisy to decide (wide CIs, steal time, control-kernel spread)
   3  usage or harness error (bad flag, missing build, foreign machine, worker failure)";
 
@@ -112,6 +112,31 @@ pub struct GateArgs {
     /// few op cases; a harness error fails (3), noise gives 2, never a spurious 1.
     #[arg(long, conflicts_with_all = ["base_bin", "base_ref", "baseline"])]
     pub self_test: bool,
+    /// Pin both workers to this CPU (default: the last CPU, when `taskset` is available).
+    #[arg(long, value_name = "N", conflicts_with = "no_pin")]
+    pub cpu: Option<usize>,
+    /// Do not pin the workers to a CPU.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+/// The CPU both workers are pinned to: `--cpu`, else the last CPU if `taskset` runs.
+fn pin_cpu(args: &GateArgs) -> Option<usize> {
+    if args.no_pin {
+        return None;
+    }
+    if args.cpu.is_some() {
+        return args.cpu;
+    }
+    let works = std::process::Command::new("taskset")
+        .args(["-c", "0", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    works.then_some(n - 1)
 }
 
 fn usage(msg: impl Into<String>) -> HarnessError {
@@ -674,8 +699,16 @@ pub fn plan_from_args(args: &GateArgs, show_progress: bool) -> Result<GatePlan, 
     let rounds = args.rounds as usize;
     Ok(GatePlan {
         mode: args.mode,
-        base: WorkerCommand { bin: base_bin, env: parse_env(&args.base_env, "--base-env")? },
-        head: WorkerCommand { bin: head_bin, env: parse_env(&args.head_env, "--head-env")? },
+        base: WorkerCommand {
+            bin: base_bin,
+            env: parse_env(&args.base_env, "--base-env")?,
+            cpu: pin_cpu(args),
+        },
+        head: WorkerCommand {
+            bin: head_bin,
+            env: parse_env(&args.head_env, "--head-env")?,
+            cpu: pin_cpu(args),
+        },
         catalog: CatalogSpec { stage: args.stage.clone(), cases: args.cases, cache: args.cache },
         filter,
         max_op_cases: if args.self_test { Some(2) } else { None },

@@ -314,6 +314,10 @@ pub struct WorkerProcess {
 pub struct WorkerCommand {
     pub bin: std::path::PathBuf,
     pub env: Vec<(String, String)>,
+    /// Pin the worker to this CPU (with `taskset`). Both workers of a gate share one CPU:
+    /// they never measure at the same time, and a CPU-dependent speed (a busy sibling
+    /// hyperthread, another VM's neighbour) then hits both builds alike.
+    pub cpu: Option<usize>,
 }
 
 impl WorkerCommand {
@@ -345,7 +349,14 @@ impl WorkerProcess {
         cmd: &WorkerCommand,
         spec: &CatalogSpec,
     ) -> Result<WorkerProcess, HarnessError> {
-        let mut command = Command::new(&cmd.bin);
+        let mut command = match cmd.cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu.to_string()]).arg(&cmd.bin);
+                c
+            }
+            None => Command::new(&cmd.bin),
+        };
         command
             .args(WorkerCommand::catalog_args(spec))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))

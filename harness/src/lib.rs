@@ -13,6 +13,7 @@ pub mod baseline;
 pub mod cases;
 pub mod e2e;
 pub mod error;
+pub mod gate;
 pub mod machine;
 pub mod measure;
 pub mod report;

@@ -184,7 +184,51 @@ enum Command {
     /// Inspect or extract GGUF files.
     #[command(subcommand)]
     Gguf(model_commands::GgufCommand),
+    /// CI regression gate: head vs base build (or a stored baseline), exit 0/1/2/3.
+    #[command(after_help = GATE_HELP)]
+    Gate(Box<gllm_bench::gate::GateArgs>),
+    /// Run the gate N times with one build as both sides: false alarms and per-case noise.
+    #[command(after_help = AA_HELP)]
+    Aa(Box<gllm_bench::gate::aa::AaArgs>),
+    /// (internal) A measuring worker for the gate, JSON lines on stdin/stdout.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long, value_enum, default_value_t = CaseSelect::Model)]
+        cases: CaseSelect,
+        #[arg(long, value_enum, default_value_t = CacheSelect::Hot)]
+        cache: CacheSelect,
+        /// Run ITERS iterations of this case inside the callgrind region and exit.
+        #[arg(long, value_name = "ID")]
+        count: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        iters: u64,
+    },
 }
+
+const GATE_HELP: &str = "\
+Examples:
+  gllm-bench gate --base-bin base/gllm-bench --head-bin head/gllm-bench --markdown summary.md
+  gllm-bench gate --base-ref origin/main --json gate.json
+  gllm-bench gate --base-bin base/gllm-bench --mode instructions
+  gllm-bench gate --baseline baselines/<machine>/main.json
+  gllm-bench gate --self-test
+
+Exit codes (an API, stable):
+  0  pass: no case regressed (improvements and unconfirmed one-off flags are reported)
+  1  confirmed regression: CI of head/base excludes 1, change > max(threshold, k x noise),
+     in two measurements (re-measured with fresh rounds in fresh worker processes)
+  2  inconclusive: too noisy to decide (wide CIs, steal time, control-kernel spread)
+  3  usage or harness error (bad flag, missing build, foreign machine, worker failure)";
+
+const AA_HELP: &str = "\
+Examples:
+  gllm-bench aa --runs 20
+  gllm-bench aa --runs 20 --mode instructions
+  gllm-bench aa --runs 20 --filter calibration --head-env GLLM_CALIBRATION_WORK=1.1   # power
+
+Exit codes: 0 measured, 3 usage or harness error.";
 
 #[derive(Subcommand)]
 pub enum BaselineCommand {
@@ -267,6 +311,11 @@ fn main() -> ExitCode {
         Command::Generate(args) => return model_exit(model_commands::run_generate(&args)),
         Command::Tokenize(args) => return model_exit(model_commands::run_tokenize(&args)),
         Command::Gguf(command) => return model_exit(model_commands::run_gguf(&command)),
+        Command::Gate(args) => gllm_bench::gate::gate(&args, !cli.quiet),
+        Command::Aa(args) => gllm_bench::gate::aa::aa(&args, !cli.quiet),
+        Command::Worker { stage, cases, cache, count, iters } => {
+            gllm_bench::gate::worker_main(stage, cases, cache, count.as_deref(), iters)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -426,3 +426,21 @@ fn rope_special_values_agree() {
         agree(&format!("rope k {pairing:?}"), Tolerance::AbsRel { abs: 1e-6, rel: 1e-6 }, &kg, &kw);
     }
 }
+
+/// A wide row (the sweep's largest) must keep the simd sum as accurate as the naive one: a
+/// single f32 accumulator drifted past the tolerance at this width (the case and seed are the
+/// ones `gllm-bench verify --cases sweep` prepares).
+#[test]
+fn softmax_of_a_very_wide_row_matches_naive() {
+    use gllm_kernels::registry::{self, Shape};
+    let op = registry::op("softmax").expect("softmax is registered");
+    let shape = Shape::new(&[("rows", 1), ("n", 262_144), ("causal", 0)]);
+    let seed = 0x9e11_be4c;
+    let mut want = (op.prepare)(&shape, seed);
+    (registry::variant("softmax", "naive").unwrap().run)(&mut want);
+    let mut got = (op.prepare)(&shape, seed);
+    (registry::variant("softmax", "simd").unwrap().run)(&mut got);
+    if let Err(m) = op.tolerance.check(got.output(), want.output(), None) {
+        panic!("softmax simd at n=262144: {m}");
+    }
+}

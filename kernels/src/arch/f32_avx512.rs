@@ -1,1 +1,0 @@
-//! f32_avx512: x86 kernels (filled in by the op files that need them).

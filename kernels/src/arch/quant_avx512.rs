@@ -1,1 +1,0 @@
-//! quant_avx512: x86 kernels (filled in by the op files that need them).

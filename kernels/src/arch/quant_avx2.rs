@@ -708,16 +708,12 @@ unsafe fn gemm_tile<K: Gemm32, const R: usize, const T: usize>(
     std::array::from_fn(|r| std::array::from_fn(|t| hsum_ps(acc[r][t])))
 }
 
-/// `Σ_b m[b]·s[b]` over `nb` blocks, 8 at a time.
+/// `Σ_b m[b]·s[b]` over `nb` blocks, one block after the other from 0 as ggml's dot adds
+/// its minimum terms (each product of two f16 values is exact in f32).
 #[inline(always)]
 unsafe fn min_term(m: *const f32, s: *const f32, nb: usize) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let body = nb / 8 * 8;
-    for b in (0..body).step_by(8) {
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(m.add(b)), _mm256_loadu_ps(s.add(b)), acc);
-    }
-    let mut sum = hsum_ps(acc);
-    for b in body..nb {
+    let mut sum = 0.0f32;
+    for b in 0..nb {
         sum += *m.add(b) * *s.add(b);
     }
     sum
@@ -972,20 +968,11 @@ unsafe fn clamp_to_i32(r: __m256) -> __m256i {
     _mm256_cvttps_epi32(_mm256_and_ps(c, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r)))
 }
 
-/// Four vectors of 8 i32 (each in −127..=127) → 32 bytes in value order.
+/// Four vectors of 8 i32 → 32 bytes in value order (saturated to −128..=127).
 #[inline(always)]
 unsafe fn pack_i32_to_i8(q: [__m256i; 4]) -> __m256i {
     let p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
-}
-
-/// `round(x)` half away from zero, exactly as `f32::round` (LLVM's own expansion):
-/// `trunc(x + copysign(0.49999997, x))`.
-#[inline(always)]
-unsafe fn round_half_away(x: __m256) -> __m256 {
-    let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
-    let half = _mm256_or_ps(sign, _mm256_set1_ps(f32::from_bits(0x3eff_ffff)));
-    _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(x, half))
 }
 
 #[inline(always)]
@@ -994,8 +981,11 @@ unsafe fn f32_to_f16_bits(x: f32) -> [u8; 2] {
     (_mm_extract_epi16::<0>(h) as u16).to_le_bytes()
 }
 
-/// Q8_0 (`with_sum` false, 34-byte blocks) or Q8_1 (true, 36-byte blocks) quantization,
-/// bit-identical to the reference quantizers in `quant::q8_0`/`quant::q8_1`.
+/// Q8_0 (`with_sum` false, 34-byte blocks) or Q8_1 (true, 36-byte blocks) quantization of
+/// activations as ggml's x86 quantizer does it, bit-identical to
+/// `quant::matmul::quantize_q8_ggml`: `id = 127/amax`, `q = round-to-nearest-even(x·id)`
+/// converted with `vcvtps2dq` (out of range → `i32::MIN`), packed with saturation; `s` from
+/// the wrapping i32 sum.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C; `x.len()` must be 32 × the blocks in `out`.
@@ -1010,9 +1000,13 @@ pub unsafe fn quantize_q8_0_or_1(x: &[f32], out: &mut [u8], with_sum: bool) {
             _mm256_max_ps(abs(v[2]), abs(v[3])),
         ));
         let d = amax / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
         let q: [__m256i; 4] =
-            std::array::from_fn(|i| clamp_to_i32(round_half_away(_mm256_mul_ps(v[i], id))));
+            std::array::from_fn(|i| {
+                _mm256_cvtps_epi32(_mm256_round_ps::<
+                    { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                >(_mm256_mul_ps(v[i], id)))
+            });
         _mm256_storeu_si256(b.as_mut_ptr().add(qs_at).cast(), pack_i32_to_i8(q));
         b[..2].copy_from_slice(&f32_to_f16_bits(d));
         if with_sum {

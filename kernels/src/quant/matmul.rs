@@ -13,7 +13,7 @@
 //! and runs 4-row × 2-token register tiles over all tokens).
 
 use super::block::as_blocks_mut;
-use super::{dot_fn, q8_0, q8_1, q8_k, QuantError, QuantType};
+use super::{dot_fn, q8_k, QuantError, QuantType};
 
 /// A matrix of activations `[m, k]` quantized to one activation format, row-major, blocks
 /// byte-identical to ggml's, plus each block's scale (and for Q8_1 its `s`) as f32 so the fast
@@ -109,9 +109,10 @@ impl QuantizedActs {
     }
 }
 
-/// Quantizes activations `x: [m, k]` (row-major) to `act` (Q8_0, Q8_1 or Q8_K) with ggml's
-/// reference quantizer. Panics naming the lengths if `k` is not a whole number of blocks or
-/// `x.len() != m·k` (see [`try_quantize_activations`]).
+/// Quantizes activations `x: [m, k]` (row-major) to `act` (Q8_0, Q8_1 or Q8_K) as ggml's
+/// CPU backend does before its quantized dot products: Q8_0/Q8_1 with its x86 quantizer
+/// ([`quantize_q8_ggml`]), Q8_K with its reference one. Panics naming the lengths if `k` is
+/// not a whole number of blocks or `x.len() != m·k` (see [`try_quantize_activations`]).
 pub fn quantize_activations(act: QuantType, x: &[f32], m: usize, k: usize) -> QuantizedActs {
     try_quantize_activations(act, x, m, k).unwrap_or_else(|e| panic!("quantize_activations: {e}"))
 }
@@ -158,7 +159,8 @@ pub fn quantize_activations_into(
     #[cfg(target_arch = "x86_64")]
     if cpu.has_avx2_fma() && cpu.f16c {
         // SAFETY: AVX2/FMA/F16C present; `x` fills exactly the blocks (checked above). The
-        // AVX2 quantizers are bit-identical to the reference ones (tests/quant_quantizers.rs).
+        // AVX2 quantizers are bit-identical to the scalar ones below
+        // (tests/quant_quantizers.rs).
         unsafe {
             match act {
                 QuantType::Q8_0 => {
@@ -175,12 +177,47 @@ pub fn quantize_activations_into(
     }
     let _ = cpu;
     match act {
-        QuantType::Q8_0 => q8_0::quantize(x, as_blocks_mut(&mut acts.blocks)),
-        QuantType::Q8_1 => q8_1::quantize(x, as_blocks_mut(&mut acts.blocks)),
+        QuantType::Q8_0 => quantize_q8_ggml(x, &mut acts.blocks, false),
+        QuantType::Q8_1 => quantize_q8_ggml(x, &mut acts.blocks, true),
         _ => q8_k::quantize(x, as_blocks_mut(&mut acts.blocks)),
     }
     acts.fill_scales();
     Ok(())
+}
+
+/// ggml's x86 activation quantizer (`quantize_row_q8_0`/`quantize_row_q8_1` built with AVX2),
+/// one value at a time: per block of 32, `d = amax/127` (stored as f16), `id = 127/amax` (0
+/// if `amax` is 0), `q = x·id` rounded to nearest even and converted like `vcvtps2dq`
+/// (NaN or out of range → `i32::MIN`), stored saturated to i8; for Q8_1 (`with_sum`)
+/// `s = d·Σq` with the i32 sum wrapping, stored as f16. It differs from the reference
+/// quantizers (`q8_0::quantize`: `1/d`, ties away from zero) only at ties and in the last bit
+/// of `id`, and that is enough to change a quantized model's logits (see `ops::ggml`).
+pub fn quantize_q8_ggml(x: &[f32], out: &mut [u8], with_sum: bool) {
+    let (bb, qs_at) = if with_sum { (36, 4) } else { (34, 2) };
+    assert_eq!(
+        x.len() / 32 * bb,
+        out.len(),
+        "quantize_q8_ggml: {} values, {} bytes",
+        x.len(),
+        out.len()
+    );
+    for (xs, b) in x.chunks_exact(32).zip(out.chunks_exact_mut(bb)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for (o, &v) in b[qs_at..].iter_mut().zip(xs) {
+            let r = (v * id).round_ties_even();
+            let q =
+                if (-2_147_483_648.0..2_147_483_648.0).contains(&r) { r as i32 } else { i32::MIN };
+            sum = sum.wrapping_add(q);
+            *o = q.clamp(-128, 127) as i8 as u8;
+        }
+        b[..2].copy_from_slice(&super::f16::f32_to_f16(d).to_le_bytes());
+        if with_sum {
+            b[2..4].copy_from_slice(&super::f16::f32_to_f16(d * sum as f32).to_le_bytes());
+        }
+    }
 }
 
 /// `y[t·y_stride + r] = Σ_i w[r, i]·x[t, i]`; see the module docs. The function-pointer form

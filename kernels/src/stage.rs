@@ -42,7 +42,7 @@ const BUILTIN: [(&str, Option<&str>, &str, Option<bool>); 5] = [
     (
         "simd",
         Some("matrixmultiply"),
-        "wide and hand-written AVX2/AVX-512 kernels for linear, norms, activations, \
+        "wide and hand-written AVX2 kernels for linear, norms, activations, \
          elementwise, RoPE, softmax and dequantization",
         None,
     ),
@@ -51,7 +51,8 @@ const BUILTIN: [(&str, Option<&str>, &str, Option<bool>); 5] = [
         "quantized",
         Some("flash"),
         "weights stay in their GGUF blocks; matmul directly on blocks against quantized \
-         activations",
+         activations; llama.cpp's arithmetic around them (f16 KV cache, its RoPE, norm and \
+         SwiGLU), so its logits are reproduced to the bit",
         Some(true),
     ),
 ];

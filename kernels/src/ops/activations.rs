@@ -213,6 +213,7 @@ pub fn select_silu_mul(variant: &str) -> Option<SiluMulFn> {
     match variant {
         "naive" => Some(silu_mul_naive),
         "simd" => Some(silu_mul_simd),
+        "ggml" => Some(super::ggml::silu_mul_ggml),
         _ => None,
     }
 }
@@ -336,6 +337,12 @@ pub fn variants() -> Vec<Variant> {
         variant("silu_inplace", "simd", SIMD, |c| run_inplace(silu_inplace_simd, c)),
         variant("silu_mul", "naive", F64, |c| run_silu_mul(silu_mul_naive, c)),
         variant("silu_mul", "simd", SIMD, |c| run_silu_mul(silu_mul_simd, c)),
+        variant(
+            "silu_mul",
+            "ggml",
+            "llama.cpp's arithmetic: ggml's vector expf, x/(1+e)·u (AVX2 lanes or scalar, same bits)",
+            |c| run_silu_mul(super::ggml::silu_mul_ggml, c),
+        ),
         variant("gelu", "naive", "scalar loop, f64 tanh", |c| run_unary(gelu_naive, c)),
         variant("gelu", "simd", SIMD, |c| run_unary(gelu_simd, c)),
     ]

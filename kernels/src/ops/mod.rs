@@ -6,6 +6,7 @@ pub mod activations;
 pub mod attention;
 pub mod elementwise;
 pub mod fast_math;
+pub mod ggml;
 pub mod kernel_set;
 pub mod layer_norm;
 pub mod linear;
@@ -53,7 +54,8 @@ pub fn variants() -> Vec<Variant> {
 /// - `matrixmultiply`: linear through `matrixmultiply::sgemm`;
 /// - `simd`: every f32 op's fastest variants (hand-written AVX2 first, then portable `wide`);
 ///   attention stays `naive` (flash is its own stage);
-/// - `flash`: attention by online softmax over KV tiles.
+/// - `flash`: attention by online softmax over KV tiles;
+/// - `quantized`: rms_norm, silu_mul and rope with llama.cpp's arithmetic ([`ggml`]).
 pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
     const SIMD: &[&str] = &["simd"];
     match stage {
@@ -74,6 +76,11 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
             ("softmax", SIMD),
         ],
         "flash" => vec![("attention", &["flash"])],
+        // llama.cpp's arithmetic for the ops around the quantized matmuls (see `ggml`): with
+        // Q8 activations only bit-identical arithmetic gives llama.cpp's logits
+        "quantized" => {
+            vec![("rms_norm", &["ggml"]), ("silu_mul", &["ggml"]), ("rope", &["ggml"])]
+        }
         _ => Vec::new(),
     }
 }

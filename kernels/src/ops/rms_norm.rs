@@ -114,6 +114,7 @@ pub fn select(variant: &str) -> Option<RmsNormFn> {
     match variant {
         "naive" => Some(rms_norm_naive),
         "simd" => Some(rms_norm_simd),
+        "ggml" => Some(super::ggml::rms_norm_ggml),
         _ => None,
     }
 }
@@ -178,6 +179,13 @@ pub fn variants() -> Vec<Variant> {
             summary: "wide::f32x8 simd_sum_squares + simd_scale_multiply",
             available: always,
             run: |c| run(rms_norm_simd, c),
+        },
+        Variant {
+            op: "rms_norm",
+            name: "ggml",
+            summary: "llama.cpp's arithmetic: sequential f64 sum of f32 squares, (x·scale)·w",
+            available: always,
+            run: |c| run(super::ggml::rms_norm_ggml, c),
         },
     ]
 }

@@ -40,25 +40,48 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// Tables for positions `0..max_positions`. Panics if `rotary_dims` is odd.
+    /// Tables for positions `0..max_positions`, angles `p · base^(−2i/rotary_dims)` computed
+    /// in f64 (exact to f32 rounding). Panics if `rotary_dims` is odd.
     pub fn new(theta_base: f32, rotary_dims: usize, max_positions: usize) -> Self {
-        assert!(rotary_dims % 2 == 0, "rope: rotary_dims {rotary_dims} must be even");
-        let h = rotary_dims / 2;
-        let mut values = Vec::with_capacity(max_positions * 3 * rotary_dims);
-        for p in 0..max_positions {
-            let angles: Vec<f64> = (0..h)
+        Self::build(theta_base, rotary_dims, max_positions, |p| {
+            (0..rotary_dims / 2)
                 .map(|i| {
                     let theta = (theta_base as f64).powf(-2.0 * i as f64 / rotary_dims as f64);
-                    p as f64 * theta
+                    let a = p as f64 * theta;
+                    (a.cos() as f32, a.sin() as f32)
                 })
-                .collect();
-            values.extend(angles.iter().map(|a| a.cos() as f32));
-            values.extend(angles.iter().map(|a| a.sin() as f32));
-            for a in &angles {
-                values.extend([a.cos() as f32, a.cos() as f32]);
+                .collect()
+        })
+    }
+
+    /// Tables with ggml's angles: the f32 recurrence `θ₀ = p`, `θ_{i+1} = θ_i · base^(−2/r)`,
+    /// then `cosf`/`sinf` (see [`super::ggml`]). They drift from [`RopeTable::new`]'s by up to
+    /// ~1e-5 at a few hundred positions: what llama.cpp computes, not the exact rotation.
+    pub fn ggml(theta_base: f32, rotary_dims: usize, max_positions: usize) -> Self {
+        Self::build(theta_base, rotary_dims, max_positions, |p| {
+            super::ggml::ggml_angles(theta_base, rotary_dims, p)
+                .map(|a| (a.cos(), a.sin()))
+                .collect()
+        })
+    }
+
+    fn build(
+        theta_base: f32,
+        rotary_dims: usize,
+        max_positions: usize,
+        cos_sin: impl Fn(usize) -> Vec<(f32, f32)>,
+    ) -> Self {
+        assert!(rotary_dims % 2 == 0, "rope: rotary_dims {rotary_dims} must be even");
+        let mut values = Vec::with_capacity(max_positions * 3 * rotary_dims);
+        for p in 0..max_positions {
+            let cs = cos_sin(p);
+            values.extend(cs.iter().map(|c| c.0));
+            values.extend(cs.iter().map(|c| c.1));
+            for c in &cs {
+                values.extend([c.0, c.0]);
             }
-            for a in &angles {
-                values.extend([-a.sin() as f32, a.sin() as f32]);
+            for c in &cs {
+                values.extend([-c.1, c.1]);
             }
         }
         RopeTable { theta_base, rotary_dims, max_positions, values }
@@ -110,7 +133,7 @@ pub struct RopeShape {
 pub type RopeFn = fn(&mut [f32], &mut [f32], RopeShape, &RopeTable);
 
 /// Tokens in the call; panics with the numbers on a shape mismatch.
-fn check(q: &[f32], k: &[f32], s: RopeShape, table: &RopeTable) -> usize {
+pub(crate) fn check(q: &[f32], k: &[f32], s: RopeShape, table: &RopeTable) -> usize {
     let (qw, kw) = (s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim);
     assert!(qw > 0, "rope: n_heads·head_dim must be > 0");
     assert_eq!(
@@ -232,6 +255,7 @@ pub fn select(variant: &str) -> Option<RopeFn> {
     match variant {
         "naive" => Some(rope_naive),
         "simd" => Some(rope_simd),
+        "ggml" => Some(super::ggml::rope_ggml),
         _ => None,
     }
 }
@@ -348,6 +372,13 @@ pub fn variants() -> Vec<Variant> {
                 "wide::f32x8: lane swap against interleaved tables (adjacent), half-vectors (NeoX)",
             available: always,
             run: |c| run(rope_simd, c),
+        },
+        Variant {
+            op: "rope",
+            name: "ggml",
+            summary: "llama.cpp's rotation: scalar fused multiply-adds (with RopeTable::ggml angles in the model)",
+            available: always,
+            run: |c| run(super::ggml::rope_ggml, c),
         },
     ]
 }

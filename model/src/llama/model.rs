@@ -22,7 +22,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use gllm_kernels::ops::attention::AttentionShape;
+use gllm_kernels::ops::attention::{AttentionFn, AttentionShape};
+use gllm_kernels::ops::ggml as ggml_ops;
 use gllm_kernels::ops::rope::{RopePairing, RopeShape, RopeTable};
 use gllm_kernels::ops::KernelSet;
 use gllm_kernels::quant::f16;
@@ -47,8 +48,8 @@ pub struct ModelOptions {
     /// Tokens per prefill batch; longer inputs run in several batches.
     pub max_batch: usize,
     /// Round K and V to f16 precision as they enter the cache (stored as f32), as llama.cpp's
-    /// default f16 KV cache does. Off by default: on the reference prompts it did not bring the
-    /// quantized stage closer to llama.cpp (see `tests/forward_real.rs`).
+    /// default f16 KV cache does, whatever the stage. Stages with llama.cpp's arithmetic
+    /// (`quantized`, see [`Model::ggml_arithmetic`]) always do.
     pub kv_f16: bool,
 }
 
@@ -96,6 +97,9 @@ pub struct Model {
     scratch: Scratch,
     max_batch: usize,
     kv_f16: bool,
+    /// The stage's attention, or llama.cpp's (`gllm_kernels::ops::ggml::attention_ggml`,
+    /// over the f16-valued cache) when the model runs llama.cpp's arithmetic.
+    attention: AttentionFn,
     /// Positions filled in the KV cache.
     pos: usize,
 }
@@ -160,7 +164,14 @@ impl Model {
             logits: vec![0.0; config.vocab_size],
             ..Default::default()
         };
-        let rope = RopeTable::new(config.rope_freq_base, config.rope_dim, capacity);
+        // A stage whose RoPE is llama.cpp's runs llama.cpp's arithmetic throughout: its rope
+        // angles, f16 KV cache and flash attention (see gllm_kernels::ops::ggml).
+        let ggml = kernels.variant_of("rope") == Some("ggml");
+        let rope = if ggml {
+            RopeTable::ggml(config.rope_freq_base, config.rope_dim, capacity)
+        } else {
+            RopeTable::new(config.rope_freq_base, config.rope_dim, capacity)
+        };
         Ok(Model {
             kernels,
             weights,
@@ -169,7 +180,8 @@ impl Model {
             cache,
             scratch,
             max_batch,
-            kv_f16: options.kv_f16,
+            kv_f16: options.kv_f16 || ggml,
+            attention: if ggml { ggml_ops::attention_ggml } else { kernels.attention },
             pos: 0,
             stage: stage.clone(),
             config,
@@ -185,6 +197,12 @@ impl Model {
     pub fn kernels(&self) -> &KernelSet {
         &self.kernels
     }
+    /// Whether the model runs llama.cpp's arithmetic around its matmuls (the stage's RoPE is
+    /// `ggml`): its RoPE angles, an f16 KV cache and its flash attention.
+    pub fn ggml_arithmetic(&self) -> bool {
+        self.kernels.variant_of("rope") == Some("ggml")
+    }
+
     pub fn threads(&self) -> usize {
         self.pool.threads()
     }
@@ -360,7 +378,7 @@ impl Model {
                     }
                 }
             }
-            attend(pool, k.attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
+            attend(pool, self.attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
             s.acts.reset();
             project(
                 pool,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use crate::baseline::{self, ResultFile};
+use crate::baseline::{self, GitInfo, ResultFile};
 use crate::cases::{CacheSelect, CaseSelect};
 use crate::error::HarnessError;
 use crate::machine::Fingerprint;
@@ -411,8 +411,8 @@ fn side(label: &str, cmd: &WorkerCommand, hello: Option<&worker::Hello>) -> Side
     Side {
         label: label.into(),
         bin: cmd.bin.display().to_string(),
-        git_sha: hello.and_then(|h| h.git.sha.clone()),
-        git_dirty: hello.and_then(|h| h.git.dirty),
+        git_sha: cmd.git.sha.clone(),
+        git_dirty: cmd.git.dirty,
         calibration_factor: hello.map(|h| h.calibration_factor).unwrap_or(1.0),
     }
 }
@@ -628,7 +628,7 @@ fn run_instructions(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessE
 
 /// Builds `rev` of the repository containing the current directory into its own target
 /// dir with a temporary `git worktree`; returns the binary.
-pub fn build_ref(rev: &str, show: bool) -> Result<PathBuf, HarnessError> {
+pub fn build_ref(rev: &str, show: bool) -> Result<(PathBuf, GitInfo), HarnessError> {
     let git = |args: &[&str], dir: &Path| -> Result<String, HarnessError> {
         let out = std::process::Command::new("git")
             .args(args)
@@ -666,19 +666,20 @@ pub fn build_ref(rev: &str, show: bool) -> Result<PathBuf, HarnessError> {
     if !status.success() {
         return Err(HarnessError::Harness(format!("building --base-ref {rev} failed ({status})")));
     }
-    Ok(bin)
+    Ok((bin, GitInfo { sha: Some(sha), dirty: Some(false) }))
 }
 
 /// Resolves the arguments into a plan (A/B modes).
 pub fn plan_from_args(args: &GateArgs, show_progress: bool) -> Result<GatePlan, HarnessError> {
-    let head_bin = match &args.head_bin {
-        Some(p) => check_bin(p, "--head-bin")?,
-        None => this_exe()?,
+    let unknown = || GitInfo { sha: None, dirty: None };
+    let (head_bin, head_git) = match &args.head_bin {
+        Some(p) => (check_bin(p, "--head-bin")?, unknown()),
+        None => (this_exe()?, baseline::git_info()),
     };
-    let base_bin = if args.self_test {
-        head_bin.clone()
+    let (base_bin, base_git) = if args.self_test {
+        (head_bin.clone(), head_git.clone())
     } else if let Some(p) = &args.base_bin {
-        check_bin(p, "--base-bin")?
+        (check_bin(p, "--base-bin")?, unknown())
     } else if let Some(r) = &args.base_ref {
         build_ref(r, show_progress)?
     } else {
@@ -703,11 +704,13 @@ pub fn plan_from_args(args: &GateArgs, show_progress: bool) -> Result<GatePlan, 
             bin: base_bin,
             env: parse_env(&args.base_env, "--base-env")?,
             cpu: pin_cpu(args),
+            git: base_git,
         },
         head: WorkerCommand {
             bin: head_bin,
             env: parse_env(&args.head_env, "--head-env")?,
             cpu: pin_cpu(args),
+            git: head_git,
         },
         catalog: CatalogSpec { stage: args.stage.clone(), cases: args.cases, cache: args.cache },
         filter,

@@ -325,6 +325,10 @@ pub struct WorkerCommand {
     /// they never measure at the same time, and a CPU-dependent speed (a busy sibling
     /// hyperthread, another VM's neighbour) then hits both builds alike.
     pub cpu: Option<usize>,
+    /// The source revision `bin` was built from, when the gate knows it: the commit it built
+    /// for `--base-ref`, or this checkout for the running binary. Unknown (`None`) for a
+    /// binary given by path: the worker's own working directory says nothing about it.
+    pub git: GitInfo,
 }
 
 impl WorkerCommand {

@@ -362,6 +362,8 @@ pub fn execute(
     let Some(first) = cases.first() else { return Ok(out) };
     let source = first.source.clone();
     let threads = first.threads;
+    // Limits of as many cores as the model uses (the 1-core peaks when threads = 1).
+    let peaks = &peaks.for_threads(threads);
     let vocab = source.config.vocab_size;
     let positions = cases.iter().map(|c| c.prompt + c.tokens).max().unwrap_or(1).max(VERIFY_TOKENS);
     let bar = crate::runner::progress_bar(
@@ -504,6 +506,9 @@ pub fn execute(
                     stats::seed_for(&id),
                 );
                 t.iterations_per_sample = counts[i] as u64;
+                if threads > 1 {
+                    t.limit_basis = format!("{} ({threads} cores)", t.limit_basis);
+                }
                 t
             });
             let ratio_to = |base: Option<usize>| -> Option<stats::Ratio> {

@@ -129,6 +129,35 @@ pub struct Peaks {
 }
 
 impl Peaks {
+    /// The limits of `threads` cores working together: the FMA peak and the private levels
+    /// (L1, L2) times `threads`; the shared levels (L3, DRAM) measured now with `threads`
+    /// cores reading at once (about 1 s). One thread: these peaks unchanged.
+    pub fn for_threads(&self, threads: usize) -> Peaks {
+        if threads <= 1 {
+            return self.clone();
+        }
+        let t = threads as f64;
+        let bandwidth = self
+            .bandwidth
+            .iter()
+            .map(|b| {
+                let rate = if b.level == "L3" || b.level == "DRAM" {
+                    measure_read_bandwidth_threads(b.bytes / threads, threads).max(b.gb_per_s)
+                } else {
+                    b.gb_per_s * t
+                };
+                Bandwidth {
+                    level: b.level.clone(),
+                    bytes: b.bytes,
+                    read_gb_per_s: rate.max(b.read_gb_per_s),
+                    update_gb_per_s: b.update_gb_per_s,
+                    gb_per_s: rate,
+                }
+            })
+            .collect();
+        Peaks { fma_gflops: self.fma_gflops * t, bandwidth, ..self.clone() }
+    }
+
     /// The bandwidth ceiling (GB/s) of the smallest level holding `bytes`. Each level was
     /// measured at half (L1, L2) or a quarter (L3) of its capacity, so a working set of up
     /// to twice the measured size is taken to live there.
@@ -282,30 +311,84 @@ pub fn measure_fma_peak() -> (f64, &'static str) {
     (best_rate(Duration::from_millis(20), 15, 16.0, &mut body), "scalar")
 }
 
+/// A buffer of `bytes / 4` non-zero f32 whose slice [`ReadBuffer::data`] starts on a
+/// 64-byte boundary (a 32-byte load straddling a cache line costs two).
+struct ReadBuffer {
+    storage: Vec<f32>,
+    skip: usize,
+    n: usize,
+}
+
+impl ReadBuffer {
+    fn new(bytes: usize) -> ReadBuffer {
+        let n = bytes / 4;
+        let storage: Vec<f32> = (0..n + 16).map(|i| (i % 7) as f32).collect();
+        let skip = storage.as_ptr().align_offset(64).min(16);
+        ReadBuffer { storage, skip, n }
+    }
+
+    fn data(&self) -> &[f32] {
+        &self.storage[self.skip..self.skip + self.n]
+    }
+}
+
+/// Reads every value of `d` once (a sum the optimizer cannot drop).
+fn read_once(d: &[f32]) {
+    let d = black_box(d);
+    #[cfg(target_arch = "x86_64")]
+    let s = if has_avx2_fma() {
+        // SAFETY: AVX2 was detected.
+        unsafe { avx2::read_sum(d) }
+    } else {
+        d.iter().sum()
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let s: f32 = d.iter().sum();
+    black_box(s);
+}
+
 /// Read GB/s over a buffer of `bytes`.
 pub fn measure_read_bandwidth(bytes: usize) -> f64 {
-    // 64-byte aligned: a 32-byte load straddling a cache line costs two.
-    let n = bytes / 4;
-    let storage: Vec<f32> = (0..n + 16).map(|i| (i % 7) as f32).collect();
-    let skip = storage.as_ptr().align_offset(64).min(16);
-    let data = &storage[skip..skip + n];
+    let buffer = ReadBuffer::new(bytes);
     let mut body = |iters: u64| {
         for _ in 0..iters {
-            let d = black_box(data);
-            #[cfg(target_arch = "x86_64")]
-            let s = if has_avx2_fma() {
-                // SAFETY: AVX2 was detected.
-                unsafe { avx2::read_sum(d) }
-            } else {
-                d.iter().sum()
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let s: f32 = d.iter().sum();
-            black_box(s);
+            read_once(buffer.data());
         }
     };
     let repeats = if bytes > 16 << 20 { 5 } else { 25 };
     best_rate(Duration::from_millis(20), repeats, bytes as f64, &mut body)
+}
+
+/// Read GB/s of `threads` threads each streaming its own buffer of `bytes` at the same time:
+/// what a multi-threaded kernel can draw from a level the cores share (L3, DRAM). Timed from
+/// the moment all threads are released until the last one finishes; best of 5.
+pub fn measure_read_bandwidth_threads(bytes: usize, threads: usize) -> f64 {
+    if threads <= 1 {
+        return measure_read_bandwidth(bytes);
+    }
+    let buffers: Vec<ReadBuffer> = (0..threads).map(|_| ReadBuffer::new(bytes)).collect();
+    // Each thread reads its buffer this often per run: about 20 ms at one core's DRAM rate.
+    let passes = (400 << 20) / bytes.max(1) + 1;
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let start = std::sync::Barrier::new(threads + 1);
+        let t0 = std::thread::scope(|scope| {
+            for b in &buffers {
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    for _ in 0..passes {
+                        read_once(b.data());
+                    }
+                });
+            }
+            start.wait();
+            Instant::now()
+        });
+        let ns = t0.elapsed().as_nanos() as f64;
+        best = best.max((threads * passes * bytes) as f64 / ns);
+    }
+    best
 }
 
 /// Read-modify-write GB/s of `y += x` over two buffers totalling `bytes`.
@@ -457,5 +540,15 @@ mod tests {
         assert_eq!(p.bandwidth_for(1e9), 20.0);
         // High intensity is compute-bound.
         assert_eq!(p.attainable_gflops(1000.0, 1.0, 1024.0, false), 100.0);
+
+        // Two cores: twice the FMA peak and the private levels; the shared level measured
+        // with both cores reading, and never below one core's rate.
+        assert_eq!(p.for_threads(1), p);
+        let two = p.for_threads(2);
+        assert_eq!(two.fma_gflops, 200.0);
+        assert_eq!(two.bandwidth_for(32.0 * 1024.0), 400.0);
+        assert_eq!(two.bandwidth_for(100.0 * 1024.0), 200.0);
+        assert!(two.dram_gb_per_s() >= 20.0, "{}", two.dram_gb_per_s());
+        assert_eq!(two.machine_id, "m");
     }
 }

@@ -19,6 +19,7 @@
 pub mod block;
 mod entries;
 pub mod f16;
+pub mod legacy;
 pub mod matmul;
 pub mod q2_k;
 pub mod q3_k;
@@ -197,14 +198,30 @@ pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
         }
         (QuantType::BF16, "naive") => f16::dequantize_bf16_naive,
         (QuantType::BF16, "simd") => f16::dequantize_bf16_simd,
-        (QuantType::Q4_0, "naive") => dequant_fn!(q4_0, dequantize_naive),
-        (QuantType::Q4_0, "simd") => dequant_fn!(q4_0, dequantize_simd),
-        (QuantType::Q4_1, "naive") => dequant_fn!(q4_1, dequantize_naive),
-        (QuantType::Q4_1, "simd") => dequant_fn!(q4_1, dequantize_simd),
-        (QuantType::Q5_0, "naive") => dequant_fn!(q5_0, dequantize_naive),
-        (QuantType::Q5_0, "simd") => dequant_fn!(q5_0, dequantize_simd),
-        (QuantType::Q5_1, "naive") => dequant_fn!(q5_1, dequantize_naive),
-        (QuantType::Q5_1, "simd") => dequant_fn!(q5_1, dequantize_simd),
+        (QuantType::Q4_0, "naive") => {
+            |s, y| legacy::dequantize_symmetric_naive::<q4_0::BlockQ4_0>(as_blocks(s), y)
+        }
+        (QuantType::Q4_0, "simd") => {
+            |s, y| legacy::dequantize_symmetric_simd::<q4_0::BlockQ4_0>(as_blocks(s), y)
+        }
+        (QuantType::Q4_1, "naive") => {
+            |s, y| legacy::dequantize_affine_naive::<q4_1::BlockQ4_1>(as_blocks(s), y)
+        }
+        (QuantType::Q4_1, "simd") => {
+            |s, y| legacy::dequantize_affine_simd::<q4_1::BlockQ4_1>(as_blocks(s), y)
+        }
+        (QuantType::Q5_0, "naive") => {
+            |s, y| legacy::dequantize_symmetric_naive::<q5_0::BlockQ5_0>(as_blocks(s), y)
+        }
+        (QuantType::Q5_0, "simd") => {
+            |s, y| legacy::dequantize_symmetric_simd::<q5_0::BlockQ5_0>(as_blocks(s), y)
+        }
+        (QuantType::Q5_1, "naive") => {
+            |s, y| legacy::dequantize_affine_naive::<q5_1::BlockQ5_1>(as_blocks(s), y)
+        }
+        (QuantType::Q5_1, "simd") => {
+            |s, y| legacy::dequantize_affine_simd::<q5_1::BlockQ5_1>(as_blocks(s), y)
+        }
         (QuantType::Q8_0, "naive") => dequant_fn!(q8_0, dequantize_naive),
         (QuantType::Q8_0, "simd") => dequant_fn!(q8_0, dequantize_simd),
         (QuantType::Q8_1, "naive") => dequant_fn!(q8_1, dequantize_naive),
@@ -285,10 +302,10 @@ pub fn quantize_row(t: QuantType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
     match t {
         QuantType::F16 => f16::quantize_f16(src, dst),
         QuantType::BF16 => f16::quantize_bf16(src, dst),
-        QuantType::Q4_0 => q4_0::quantize(src, as_blocks_mut(dst)),
-        QuantType::Q4_1 => q4_1::quantize(src, as_blocks_mut(dst)),
-        QuantType::Q5_0 => q5_0::quantize(src, as_blocks_mut(dst)),
-        QuantType::Q5_1 => q5_1::quantize(src, as_blocks_mut(dst)),
+        QuantType::Q4_0 => legacy::quantize_symmetric::<q4_0::BlockQ4_0>(src, as_blocks_mut(dst)),
+        QuantType::Q4_1 => legacy::quantize_affine::<q4_1::BlockQ4_1>(src, as_blocks_mut(dst)),
+        QuantType::Q5_0 => legacy::quantize_symmetric::<q5_0::BlockQ5_0>(src, as_blocks_mut(dst)),
+        QuantType::Q5_1 => legacy::quantize_affine::<q5_1::BlockQ5_1>(src, as_blocks_mut(dst)),
         QuantType::Q8_0 => q8_0::quantize(src, as_blocks_mut(dst)),
         QuantType::Q8_1 => q8_1::quantize(src, as_blocks_mut(dst)),
         QuantType::Q3K => q3_k::quantize(src, as_blocks_mut(dst)),
@@ -312,14 +329,30 @@ macro_rules! dot_fn {
 /// The `naive` or `simd` dot product of weight format `w` with its activation format.
 pub fn dot_fn(w: QuantType, variant: &str) -> Option<DotFn> {
     let f: DotFn = match (w, variant) {
-        (QuantType::Q4_0, "naive") => dot_fn!(q4_0, vec_dot_q4_0_q8_0_naive),
-        (QuantType::Q4_0, "simd") => dot_fn!(q4_0, vec_dot_q4_0_q8_0_simd),
-        (QuantType::Q4_1, "naive") => dot_fn!(q4_1, vec_dot_q4_1_q8_1_naive),
-        (QuantType::Q4_1, "simd") => dot_fn!(q4_1, vec_dot_q4_1_q8_1_simd),
-        (QuantType::Q5_0, "naive") => dot_fn!(q5_0, vec_dot_q5_0_q8_0_naive),
-        (QuantType::Q5_0, "simd") => dot_fn!(q5_0, vec_dot_q5_0_q8_0_simd),
-        (QuantType::Q5_1, "naive") => dot_fn!(q5_1, vec_dot_q5_1_q8_1_naive),
-        (QuantType::Q5_1, "simd") => dot_fn!(q5_1, vec_dot_q5_1_q8_1_simd),
+        (QuantType::Q4_0, "naive") => {
+            |w, a| legacy::vec_dot_symmetric_naive::<q4_0::BlockQ4_0>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q4_0, "simd") => {
+            |w, a| legacy::vec_dot_symmetric_simd::<q4_0::BlockQ4_0>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q4_1, "naive") => {
+            |w, a| legacy::vec_dot_affine_naive::<q4_1::BlockQ4_1>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q4_1, "simd") => {
+            |w, a| legacy::vec_dot_affine_simd::<q4_1::BlockQ4_1>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q5_0, "naive") => {
+            |w, a| legacy::vec_dot_symmetric_naive::<q5_0::BlockQ5_0>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q5_0, "simd") => {
+            |w, a| legacy::vec_dot_symmetric_simd::<q5_0::BlockQ5_0>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q5_1, "naive") => {
+            |w, a| legacy::vec_dot_affine_naive::<q5_1::BlockQ5_1>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q5_1, "simd") => {
+            |w, a| legacy::vec_dot_affine_simd::<q5_1::BlockQ5_1>(as_blocks(w), as_blocks(a))
+        }
         (QuantType::Q8_0, "naive") => dot_fn!(q8_0, vec_dot_q8_0_q8_0_naive),
         (QuantType::Q8_0, "simd") => dot_fn!(q8_0, vec_dot_q8_0_q8_0_simd),
         (QuantType::Q2K, "naive") => dot_fn!(q2_k, vec_dot_q2_k_q8_k_naive),

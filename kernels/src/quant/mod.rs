@@ -230,10 +230,14 @@ pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
         (QuantType::Q2K, "simd") => dequant_fn!(q2_k, dequantize_simd),
         (QuantType::Q3K, "naive") => dequant_fn!(q3_k, dequantize_naive),
         (QuantType::Q3K, "simd") => dequant_fn!(q3_k, dequantize_simd),
-        (QuantType::Q4K, "naive") => dequant_fn!(q4_k, dequantize_naive),
-        (QuantType::Q4K, "simd") => dequant_fn!(q4_k, dequantize_simd),
-        (QuantType::Q5K, "naive") => dequant_fn!(q5_k, dequantize_naive),
-        (QuantType::Q5K, "simd") => dequant_fn!(q5_k, dequantize_simd),
+        (QuantType::Q4K, "naive") => {
+            |s, y| q4_k::dequantize_naive::<q4_k::BlockQ4K>(as_blocks(s), y)
+        }
+        (QuantType::Q4K, "simd") => |s, y| q4_k::dequantize_simd::<q4_k::BlockQ4K>(as_blocks(s), y),
+        (QuantType::Q5K, "naive") => {
+            |s, y| q4_k::dequantize_naive::<q5_k::BlockQ5K>(as_blocks(s), y)
+        }
+        (QuantType::Q5K, "simd") => |s, y| q4_k::dequantize_simd::<q5_k::BlockQ5K>(as_blocks(s), y),
         (QuantType::Q6K, "naive") => dequant_fn!(q6_k, dequantize_naive),
         (QuantType::Q6K, "simd") => dequant_fn!(q6_k, dequantize_simd),
         (QuantType::Q8K, "naive") => dequant_fn!(q8_k, dequantize_naive),
@@ -359,10 +363,18 @@ pub fn dot_fn(w: QuantType, variant: &str) -> Option<DotFn> {
         (QuantType::Q2K, "simd") => dot_fn!(q2_k, vec_dot_q2_k_q8_k_simd),
         (QuantType::Q3K, "naive") => dot_fn!(q3_k, vec_dot_q3_k_q8_k_naive),
         (QuantType::Q3K, "simd") => dot_fn!(q3_k, vec_dot_q3_k_q8_k_simd),
-        (QuantType::Q4K, "naive") => dot_fn!(q4_k, vec_dot_q4_k_q8_k_naive),
-        (QuantType::Q4K, "simd") => dot_fn!(q4_k, vec_dot_q4_k_q8_k_simd),
-        (QuantType::Q5K, "naive") => dot_fn!(q5_k, vec_dot_q5_k_q8_k_naive),
-        (QuantType::Q5K, "simd") => dot_fn!(q5_k, vec_dot_q5_k_q8_k_simd),
+        (QuantType::Q4K, "naive") => {
+            |w, a| q4_k::vec_dot_q8_k_naive::<q4_k::BlockQ4K>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q4K, "simd") => {
+            |w, a| q4_k::vec_dot_q8_k_simd::<q4_k::BlockQ4K>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q5K, "naive") => {
+            |w, a| q4_k::vec_dot_q8_k_naive::<q5_k::BlockQ5K>(as_blocks(w), as_blocks(a))
+        }
+        (QuantType::Q5K, "simd") => {
+            |w, a| q4_k::vec_dot_q8_k_simd::<q5_k::BlockQ5K>(as_blocks(w), as_blocks(a))
+        }
         (QuantType::Q6K, "naive") => dot_fn!(q6_k, vec_dot_q6_k_q8_k_naive),
         (QuantType::Q6K, "simd") => dot_fn!(q6_k, vec_dot_q6_k_q8_k_simd),
         _ => return None,

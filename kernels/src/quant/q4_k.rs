@@ -71,10 +71,31 @@ pub fn pack_scales_mins_k4(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     s
 }
 
-impl BlockQ4K {
+/// The 256-value formats of 8 sub-blocks of 32 with 6-bit scales and minimums packed as
+/// [`scales_mins_k4`] reads them, `x = d·sc_j·q − dmin·m_j`: Q4_K and Q5_K. They differ only in
+/// how the quants are packed; the dequantizers and dot products below are written once for
+/// both.
+pub trait ScaleMinBlock: Block {
+    /// `(d, dmin)` as f32.
+    fn d_dmin(&self) -> (f32, f32);
+    /// The 12 packed scale and minimum bytes.
+    fn scales(&self) -> &[u8; 12];
+    /// The 256 quants in value order.
+    fn unpack(&self) -> [u8; 256];
+}
+
+impl ScaleMinBlock for BlockQ4K {
+    fn d_dmin(&self) -> (f32, f32) {
+        (f16_field(self.d), f16_field(self.dmin))
+    }
+
+    fn scales(&self) -> &[u8; 12] {
+        &self.scales
+    }
+
     /// The 256 quants (0..=15) in value order.
     #[inline(always)]
-    pub fn unpack(&self) -> [u8; 256] {
+    fn unpack(&self) -> [u8; 256] {
         let mut q = [0u8; 256];
         for c in 0..4 {
             for l in 0..32 {
@@ -88,11 +109,11 @@ impl BlockQ4K {
 
 /// `y = (d·sc_j)·q − (dmin·m_j)`, each product rounded to f32 as gguf-py does: the
 /// specification.
-pub fn dequantize_naive(blocks: &[BlockQ4K], y: &mut [f32]) {
-    assert_dequant_len(QuantType::Q4K, blocks.len(), y);
+pub fn dequantize_naive<B: ScaleMinBlock>(blocks: &[B], y: &mut [f32]) {
+    assert_dequant_len(B::TYPE, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(256)) {
-        let (d, dmin) = (f16_field(b.d), f16_field(b.dmin));
-        let (sc, m) = scales_mins_k4(&b.scales);
+        let (d, dmin) = b.d_dmin();
+        let (sc, m) = scales_mins_k4(b.scales());
         let q = b.unpack();
         for (i, yi) in ys.iter_mut().enumerate() {
             let (dl, ml) = (d * sc[i / 32] as f32, dmin * m[i / 32] as f32);
@@ -102,11 +123,11 @@ pub fn dequantize_naive(blocks: &[BlockQ4K], y: &mut [f32]) {
 }
 
 /// As naive, per sub-block with `f32x8`.
-pub fn dequantize_simd(blocks: &[BlockQ4K], y: &mut [f32]) {
-    assert_dequant_len(QuantType::Q4K, blocks.len(), y);
+pub fn dequantize_simd<B: ScaleMinBlock>(blocks: &[B], y: &mut [f32]) {
+    assert_dequant_len(B::TYPE, blocks.len(), y);
     for (b, ys) in blocks.iter().zip(y.chunks_exact_mut(256)) {
-        let (d, dmin) = (f16_field(b.d), f16_field(b.dmin));
-        let (sc, m) = scales_mins_k4(&b.scales);
+        let (d, dmin) = b.d_dmin();
+        let (sc, m) = scales_mins_k4(b.scales());
         let q = b.unpack();
         for (j, (yv, qv)) in ys.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
             block::scale_u8_sub(yv, qv, d * sc[j] as f32, dmin * m[j] as f32);
@@ -253,11 +274,11 @@ pub fn quantize(x: &[f32], blocks: &mut [BlockQ4K]) {
 
 /// `Σ_blocks d_a·(d_w·Σ_j sc_j·Σ q·q_a − dmin_w·Σ_j m_j·Σ q_a)`, integer sums per block, f64
 /// across blocks.
-pub fn vec_dot_q4_k_q8_k_naive(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    assert_dot_len(QuantType::Q4K, w.len(), QuantType::Q8K, a.len());
+pub fn vec_dot_q8_k_naive<B: ScaleMinBlock>(w: &[B], a: &[BlockQ8K]) -> f32 {
+    assert_dot_len(B::TYPE, w.len(), QuantType::Q8K, a.len());
     let mut sum = 0.0f64;
     for (bw, ba) in w.iter().zip(a) {
-        let (sc, m) = scales_mins_k4(&bw.scales);
+        let (sc, m) = scales_mins_k4(bw.scales());
         let q = bw.unpack();
         let (mut isum, mut msum) = (0i32, 0i32);
         for j in 0..8 {
@@ -267,26 +288,28 @@ pub fn vec_dot_q4_k_q8_k_naive(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             isum += sc[j] as i32 * dot;
             msum += m[j] as i32 * asum;
         }
-        sum += (ba.d() * f16_field(bw.d)) as f64 * isum as f64;
-        sum -= (ba.d() * f16_field(bw.dmin)) as f64 * msum as f64;
+        let (d, dmin) = bw.d_dmin();
+        sum += (ba.d() * d) as f64 * isum as f64;
+        sum -= (ba.d() * dmin) as f64 * msum as f64;
     }
     sum as f32
 }
 
 /// As naive, sub-block dots with `wide`, minimums from the activation block sums, f32
 /// accumulation.
-pub fn vec_dot_q4_k_q8_k_simd(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    assert_dot_len(QuantType::Q4K, w.len(), QuantType::Q8K, a.len());
+pub fn vec_dot_q8_k_simd<B: ScaleMinBlock>(w: &[B], a: &[BlockQ8K]) -> f32 {
+    assert_dot_len(B::TYPE, w.len(), QuantType::Q8K, a.len());
     let mut sum = 0.0f32;
     for (bw, ba) in w.iter().zip(a) {
-        let (sc, m) = scales_mins_k4(&bw.scales);
+        let (sc, m) = scales_mins_k4(bw.scales());
         let q = bw.unpack().map(|q| q as i8);
         let (mut isum, mut msum) = (0i32, 0i32);
         for j in 0..8 {
             isum += sc[j] as i32 * block::dot_i8_32(&q[32 * j..], &ba.qs[32 * j..]);
             msum += m[j] as i32 * (ba.bsum(2 * j) as i32 + ba.bsum(2 * j + 1) as i32);
         }
-        sum += ba.d() * f16_field(bw.d) * isum as f32 - ba.d() * f16_field(bw.dmin) * msum as f32;
+        let (d, dmin) = bw.d_dmin();
+        sum += ba.d() * d * isum as f32 - ba.d() * dmin * msum as f32;
     }
     sum
 }

@@ -730,3 +730,62 @@ fn parse_layout(bytes: &[u8], path: &Path) -> Result<Layout, GgufError> {
         tensor_index,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufWriter;
+
+    /// Long arrays (kept in the file's bytes) read the same through every accessor as short
+    /// ones (parsed at open), and as what was written.
+    #[test]
+    fn deferred_arrays_read_as_written() {
+        let texts: Vec<String> =
+            (0..300).map(|i| format!("tok{i}·{}", "é".repeat(i % 3))).collect();
+        let strings = Value::Array(
+            ValueType::String,
+            texts.iter().map(|s| Value::String(s.clone())).collect(),
+        );
+        let ints = Value::Array(ValueType::I16, (0..300).map(|i| Value::I16(i - 150)).collect());
+        let floats = Value::Array(ValueType::F32, vec![Value::F32(0.5); 300]);
+        let short = Value::Array(ValueType::U8, vec![Value::U8(7); 3]);
+        let mut w = GgufWriter::new();
+        w.add("a.strings", strings.clone())
+            .add("a.ints", ints.clone())
+            .add("a.floats", floats.clone())
+            .add("a.short", short.clone())
+            .add("a.scalar", Value::U32(5));
+        let f = GgufFile::from_bytes(w.to_bytes().unwrap(), "deferred.gguf").unwrap();
+        assert!(matches!(f.slot("a.strings"), Some(Slot::Deferred { count: 300, .. })));
+        assert!(matches!(f.slot("a.short"), Some(Slot::Parsed(_))));
+        let want: Vec<&str> = texts.iter().map(String::as_str).collect();
+        assert_eq!(f.get_str_array("a.strings").unwrap(), want);
+        assert_eq!(f.get_int_array("a.ints").unwrap(), (-150..150).collect::<Vec<i64>>());
+        assert!(f.get_int_array("a.floats").is_err());
+        assert!(f.get_str_array("a.ints").is_err());
+        assert_eq!(f.get_int_array("a.short").unwrap(), vec![7, 7, 7]);
+        assert_eq!(f.array_len("a.strings").unwrap(), 300);
+        assert_eq!(f.array_len("a.short").unwrap(), 3);
+        assert!(f.array_len("a.scalar").is_err() && f.array_len("a.none").is_err());
+        assert!(f.contains("a.ints") && !f.contains("a.none"));
+        assert_eq!(f.get("a.strings"), Some(&strings));
+        assert_eq!(f.get("a.floats"), Some(&floats));
+        let all = f.metadata();
+        let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a.strings", "a.ints", "a.floats", "a.short", "a.scalar"]);
+        assert_eq!(all[1].1, ints);
+        assert_eq!(all[3].1, short);
+    }
+
+    /// A long array with a bad string is refused when the file is opened, not when read.
+    #[test]
+    fn deferred_arrays_are_validated_at_open() {
+        let mut w = GgufWriter::new();
+        w.add("a.strings", Value::Array(ValueType::String, vec![Value::String("xyz".into()); 300]));
+        let mut bytes = w.to_bytes().unwrap();
+        let at = bytes.windows(3).rposition(|s| s == b"xyz").unwrap();
+        bytes[at] = 0xff;
+        let err = GgufFile::from_bytes(bytes, "bad.gguf").unwrap_err().to_string();
+        assert!(err.contains("a.strings") && err.contains("[299]"), "{err}");
+    }
+}

@@ -251,9 +251,9 @@ fn gemv_strided<K: DotKernel, const NR: usize>(
 ) {
     let ws: [&[f32]; NR] = std::array::from_fn(|c| &w[(j0 + c * stride) * k..][..k]);
     let out = K::dot::<1, NR>([&x[..k]], ws);
-    for c in 0..NR {
+    for (c, v) in out[0].iter().enumerate() {
         let j = j0 + c * stride;
-        y[j] = out[0][c] + bias.map_or(0.0, |b| b[j]);
+        y[j] = v + bias.map_or(0.0, |b| b[j]);
     }
 }
 

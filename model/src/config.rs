@@ -130,8 +130,8 @@ impl LlamaConfig {
                 format!("{rope_dim} must be even and at most the head dimension {head_dim}"),
             ));
         }
-        let vocab_size = if file.get("tokenizer.ggml.tokens").is_some() {
-            file.get_array("tokenizer.ggml.tokens")?.1.len()
+        let vocab_size = if file.contains("tokenizer.ggml.tokens") {
+            file.array_len("tokenizer.ggml.tokens")?
         } else {
             positive(key("vocab_size"))?
         };

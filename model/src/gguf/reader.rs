@@ -14,10 +14,19 @@
 //! string = len: u64, bytes (UTF-8); array = elem_type: u32, count: u64, values
 //! ```
 //! Nothing is allocated from an untrusted length before checking it against the bytes left.
+//!
+//! Long top-level arrays (a vocabulary, its merges and token types: ~150 000 items in
+//! SmolLM2) are validated when the file is opened but not kept as [`Value`]s, which cost
+//! 32 bytes plus a heap allocation per string (~10 MiB resident for SmolLM2): the typed
+//! accessors ([`GgufFile::get_str_array`], [`GgufFile::get_int_array`],
+//! [`GgufFile::array_len`]) read them from the file's bytes on each call, strings borrowed
+//! from the mapping; [`GgufFile::get`] and [`GgufFile::metadata`] build the `Value`s on first
+//! use and keep them.
 
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use gllm_kernels::quant::QuantType;
 use memmap2::Mmap;
@@ -32,6 +41,22 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 pub const MAX_DIMS: u32 = 4;
 /// Arrays of arrays deeper than this are refused (bounded recursion).
 pub const MAX_ARRAY_NESTING: usize = 8;
+/// Top-level arrays of strings or numbers with at least this many items stay in the file's
+/// bytes until asked for (see the module docs).
+const DEFERRED_ARRAY_MIN: u64 = 256;
+
+/// One metadata value: parsed, or a long array read from the file's bytes when asked for.
+enum Slot {
+    Parsed(Value),
+    Deferred {
+        elem: ValueType,
+        count: u64,
+        /// File offset of the first item.
+        items_at: usize,
+        /// The `Value` form, built by the first [`GgufFile::get`].
+        value: OnceLock<Value>,
+    },
+}
 
 /// One tensor's description. `offset` is relative to the start of the tensor data section.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,7 +91,9 @@ pub struct GgufFile {
     version: u32,
     alignment: u64,
     data_offset: u64,
-    metadata: Vec<(String, Value)>,
+    metadata: Vec<(String, Slot)>,
+    /// Every key and value in `Value` form, built by the first [`GgufFile::metadata`].
+    all_metadata: OnceLock<Vec<(String, Value)>>,
     key_index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
@@ -149,11 +176,16 @@ impl<'a> Cursor<'a> {
     }
 
     fn string(&mut self, field: &dyn Fn() -> String) -> Result<String, GgufError> {
+        self.str_ref(field).map(str::to_owned)
+    }
+
+    /// A string borrowed from the file's bytes.
+    fn str_ref(&mut self, field: &dyn Fn() -> String) -> Result<&'a str, GgufError> {
         let at = self.pos;
         let len = self.count("string length", 1, field)?;
         let bytes = self.take(len, field)?;
         match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(s),
             Err(e) => Err(self.error(
                 at,
                 field,
@@ -214,6 +246,36 @@ impl<'a> Cursor<'a> {
     }
 }
 
+impl<'a> Cursor<'a> {
+    /// A top-level value of type `ty`: long arrays of strings or numbers are validated and
+    /// skipped ([`Slot::Deferred`]), everything else parsed.
+    fn slot(&mut self, ty: ValueType, field: &dyn Fn() -> String) -> Result<Slot, GgufError> {
+        let start = self.pos;
+        if ty == ValueType::Array {
+            let elem = self.value_type(field)?;
+            let count = self.count("array length", elem.min_encoded_size(), field)?;
+            if elem != ValueType::Array && count >= DEFERRED_ARRAY_MIN {
+                let items_at = self.pos;
+                for i in 0..count {
+                    let item_field = || format!("{}[{i}]", field());
+                    match elem {
+                        ValueType::String => {
+                            self.str_ref(&item_field)?;
+                        }
+                        // fixed-size numbers and bools: nothing to allocate
+                        _ => {
+                            self.value(elem, 1, &item_field)?;
+                        }
+                    }
+                }
+                return Ok(Slot::Deferred { elem, count, items_at, value: OnceLock::new() });
+            }
+            self.pos = start;
+        }
+        Ok(Slot::Parsed(self.value(ty, 0, field)?))
+    }
+}
+
 fn align_up(x: u64, alignment: u64) -> Option<u64> {
     x.checked_add(alignment - 1).map(|v| v / alignment * alignment)
 }
@@ -250,6 +312,7 @@ impl GgufFile {
             alignment: parsed.alignment,
             data_offset: parsed.data_offset,
             metadata: parsed.metadata,
+            all_metadata: OnceLock::new(),
             key_index: parsed.key_index,
             tensors: parsed.tensors,
             tensor_index: parsed.tensor_index,
@@ -274,13 +337,62 @@ impl GgufFile {
         self.storage.len() as u64
     }
 
-    /// Every metadata key and value, in file order.
+    /// Every metadata key and value, in file order (long arrays are built as `Value`s on the
+    /// first call and kept: a second copy of the vocabulary; see the module docs).
     pub fn metadata(&self) -> &[(String, Value)] {
-        &self.metadata
+        self.all_metadata.get_or_init(|| {
+            self.metadata
+                .iter()
+                .map(|(k, slot)| (k.clone(), self.slot_value(slot).clone()))
+                .collect()
+        })
     }
 
+    /// The value of `key` (a long array is built as `Value`s on the first call and kept; the
+    /// typed array accessors avoid that).
     pub fn get(&self, key: &str) -> Option<&Value> {
+        self.slot(key).map(|slot| self.slot_value(slot))
+    }
+
+    /// Whether the file has the key `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.key_index.contains_key(key)
+    }
+
+    fn slot(&self, key: &str) -> Option<&Slot> {
         self.key_index.get(key).map(|&i| &self.metadata[i].1)
+    }
+
+    /// A cursor over the file's bytes from `at`, for arrays validated when the file was opened.
+    fn cursor_at(&self, at: usize) -> Cursor<'_> {
+        Cursor { bytes: &self.storage, pos: at, path: &self.path }
+    }
+
+    fn slot_value<'s>(&'s self, slot: &'s Slot) -> &'s Value {
+        match slot {
+            Slot::Parsed(v) => v,
+            Slot::Deferred { elem, count, items_at, value } => value.get_or_init(|| {
+                let mut c = self.cursor_at(*items_at);
+                let items = (0..*count)
+                    .map(|_| c.value(*elem, 1, &String::new).expect("validated when opened"))
+                    .collect();
+                Value::Array(*elem, items)
+            }),
+        }
+    }
+
+    /// The number of items of the array `key`, without building its `Value`s.
+    pub fn array_len(&self, key: &str) -> Result<usize, GgufError> {
+        match self.require_slot(key)? {
+            Slot::Deferred { count, .. } => Ok(*count as usize),
+            Slot::Parsed(Value::Array(_, items)) => Ok(items.len()),
+            Slot::Parsed(other) => Err(self.wrong_type(key, "ARRAY", other)),
+        }
+    }
+
+    fn require_slot(&self, key: &str) -> Result<&Slot, GgufError> {
+        self.slot(key)
+            .ok_or_else(|| GgufError::MissingKey { path: self.path.clone(), key: key.to_string() })
     }
 
     /// The value of `key`, or an error naming the missing key.
@@ -319,8 +431,16 @@ impl GgufFile {
         }
     }
 
-    /// An array of strings.
+    /// An array of strings (a long one borrowed from the file's bytes).
     pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>, GgufError> {
+        if let Slot::Deferred { elem: ValueType::String, count, items_at, .. } =
+            self.require_slot(key)?
+        {
+            let mut c = self.cursor_at(*items_at);
+            return Ok((0..*count)
+                .map(|_| c.str_ref(&String::new).expect("validated when opened"))
+                .collect());
+        }
         match self.require(key)? {
             Value::Array(ValueType::String, items) => Ok(items
                 .iter()
@@ -335,14 +455,23 @@ impl GgufFile {
 
     /// An array of any integer type, each element converted losslessly to `i64`.
     pub fn get_int_array(&self, key: &str) -> Result<Vec<i64>, GgufError> {
+        let not_ints = |found: &Value| self.wrong_type(key, "ARRAY of integers", found);
+        if let Slot::Deferred { elem, count, items_at, .. } = self.require_slot(key)? {
+            let mut c = self.cursor_at(*items_at);
+            let mut out = Vec::with_capacity(*count as usize);
+            for _ in 0..*count {
+                let v = c.value(*elem, 1, &String::new).expect("validated when opened");
+                // a non-integer array is reported with its type, as for a parsed one
+                out.push(
+                    v.as_i64_lossless()
+                        .ok_or_else(|| not_ints(&Value::Array(*elem, Vec::new())))?,
+                );
+            }
+            return Ok(out);
+        }
         let (_, items) = self.get_array(key)?;
         let found = self.require(key)?;
-        items
-            .iter()
-            .map(|v| {
-                v.as_i64_lossless().ok_or_else(|| self.wrong_type(key, "ARRAY of integers", found))
-            })
-            .collect()
+        items.iter().map(|v| v.as_i64_lossless().ok_or_else(|| not_ints(found))).collect()
     }
 
     pub fn tensors(&self) -> &[TensorInfo] {
@@ -407,7 +536,7 @@ struct Layout {
     version: u32,
     alignment: u64,
     data_offset: u64,
-    metadata: Vec<(String, Value)>,
+    metadata: Vec<(String, Slot)>,
     key_index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
@@ -446,7 +575,7 @@ fn parse_layout(bytes: &[u8], path: &Path) -> Result<Layout, GgufError> {
         let key = c.string(&|| format!("metadata[{i}] key"))?;
         let field = || format!("metadata[{i}] `{key}`");
         let ty = c.value_type(&field)?;
-        let value = c.value(ty, 0, &field)?;
+        let value = c.slot(ty, &field)?;
         if key_index.insert(key.clone(), metadata.len()).is_some() {
             return Err(c.error(
                 at,
@@ -459,15 +588,17 @@ fn parse_layout(bytes: &[u8], path: &Path) -> Result<Layout, GgufError> {
 
     let alignment = match key_index.get("general.alignment").map(|&i| &metadata[i].1) {
         None => DEFAULT_ALIGNMENT,
-        Some(Value::U32(a)) if a.is_power_of_two() => u64::from(*a),
+        Some(Slot::Parsed(Value::U32(a))) if a.is_power_of_two() => u64::from(*a),
         Some(other) => {
+            let found = match other {
+                Slot::Parsed(v) => format!("{} {v}", v.type_description()),
+                Slot::Deferred { elem, count, .. } => format!("ARRAY[{elem}] of {count} items"),
+            };
             return Err(c.error(
                 24,
                 &|| "metadata `general.alignment`".into(),
-                FormatError::BadAlignment {
-                    found: format!("{} {other}", other.type_description()),
-                },
-            ))
+                FormatError::BadAlignment { found },
+            ));
         }
     };
 
@@ -598,4 +729,63 @@ fn parse_layout(bytes: &[u8], path: &Path) -> Result<Layout, GgufError> {
         tensors,
         tensor_index,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufWriter;
+
+    /// Long arrays (kept in the file's bytes) read the same through every accessor as short
+    /// ones (parsed at open), and as what was written.
+    #[test]
+    fn deferred_arrays_read_as_written() {
+        let texts: Vec<String> =
+            (0..300).map(|i| format!("tok{i}·{}", "é".repeat(i % 3))).collect();
+        let strings = Value::Array(
+            ValueType::String,
+            texts.iter().map(|s| Value::String(s.clone())).collect(),
+        );
+        let ints = Value::Array(ValueType::I16, (0..300).map(|i| Value::I16(i - 150)).collect());
+        let floats = Value::Array(ValueType::F32, vec![Value::F32(0.5); 300]);
+        let short = Value::Array(ValueType::U8, vec![Value::U8(7); 3]);
+        let mut w = GgufWriter::new();
+        w.add("a.strings", strings.clone())
+            .add("a.ints", ints.clone())
+            .add("a.floats", floats.clone())
+            .add("a.short", short.clone())
+            .add("a.scalar", Value::U32(5));
+        let f = GgufFile::from_bytes(w.to_bytes().unwrap(), "deferred.gguf").unwrap();
+        assert!(matches!(f.slot("a.strings"), Some(Slot::Deferred { count: 300, .. })));
+        assert!(matches!(f.slot("a.short"), Some(Slot::Parsed(_))));
+        let want: Vec<&str> = texts.iter().map(String::as_str).collect();
+        assert_eq!(f.get_str_array("a.strings").unwrap(), want);
+        assert_eq!(f.get_int_array("a.ints").unwrap(), (-150..150).collect::<Vec<i64>>());
+        assert!(f.get_int_array("a.floats").is_err());
+        assert!(f.get_str_array("a.ints").is_err());
+        assert_eq!(f.get_int_array("a.short").unwrap(), vec![7, 7, 7]);
+        assert_eq!(f.array_len("a.strings").unwrap(), 300);
+        assert_eq!(f.array_len("a.short").unwrap(), 3);
+        assert!(f.array_len("a.scalar").is_err() && f.array_len("a.none").is_err());
+        assert!(f.contains("a.ints") && !f.contains("a.none"));
+        assert_eq!(f.get("a.strings"), Some(&strings));
+        assert_eq!(f.get("a.floats"), Some(&floats));
+        let all = f.metadata();
+        let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a.strings", "a.ints", "a.floats", "a.short", "a.scalar"]);
+        assert_eq!(all[1].1, ints);
+        assert_eq!(all[3].1, short);
+    }
+
+    /// A long array with a bad string is refused when the file is opened, not when read.
+    #[test]
+    fn deferred_arrays_are_validated_at_open() {
+        let mut w = GgufWriter::new();
+        w.add("a.strings", Value::Array(ValueType::String, vec![Value::String("xyz".into()); 300]));
+        let mut bytes = w.to_bytes().unwrap();
+        let at = bytes.windows(3).rposition(|s| s == b"xyz").unwrap();
+        bytes[at] = 0xff;
+        let err = GgufFile::from_bytes(bytes, "bad.gguf").unwrap_err().to_string();
+        assert!(err.contains("a.strings") && err.contains("[299]"), "{err}");
+    }
 }

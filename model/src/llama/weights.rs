@@ -6,8 +6,17 @@
 //! `qmatvec_<type>` variant against activations quantized to the type's activation format. A
 //! matrix whose type has no quantized dot product (f32, f16, bf16) is dequantized in every
 //! stage. Norm vectors are always f32.
+//!
+//! Every dequantized matrix lives in one [`F32Arena`]: an anonymous mapping aligned to 2 MiB
+//! and advised `MADV_HUGEPAGE`, so decode streams its ~520 MiB through 2 MiB pages instead of
+//! 4 KiB ones (one TLB entry per 2 MiB, and no prefetch stream stopped at every 4 KiB page
+//! boundary): a one-core AVX2 read of 512 MiB runs 20–22 GB/s against 15–17 GB/s on 4 KiB
+//! pages on the Zen 3 development machine. The arena is read-only once filled.
 
+use std::ops::Deref;
 use std::sync::Arc;
+
+use memmap2::{Mmap, MmapMut};
 
 use gllm_kernels::quant::{self, DequantFn, QMatmulFn, QuantType};
 use gllm_kernels::stage::ResolvedStage;
@@ -16,10 +25,69 @@ use super::error::ModelError;
 use crate::config::LlamaConfig;
 use crate::gguf::{GgufFile, TensorInfo};
 
+/// Huge-page size on x86-64 Linux: the arena starts on a multiple of it.
+const HUGE_PAGE: usize = 2 << 20;
+/// Matrices start on 64-byte (cache-line) boundaries in the arena.
+const MATRIX_ALIGN_FLOATS: usize = 16;
+
+/// The f32 values of every dequantized matrix of a model, in one read-only anonymous mapping
+/// (see the module docs). Matrices borrow ranges of it through [`F32Weights`].
+pub struct F32Arena {
+    map: Mmap,
+    /// Byte offset of the first value in `map` (the first 2 MiB boundary).
+    start: usize,
+    /// Values in the arena.
+    len: usize,
+}
+
+impl F32Arena {
+    /// Maps `len` zeroed values, fills them with `fill`, then makes them read-only.
+    fn build(len: usize, fill: impl FnOnce(&mut [f32])) -> std::io::Result<F32Arena> {
+        let bytes = len * std::mem::size_of::<f32>();
+        // One huge page more than needed, so the values can start on a 2 MiB boundary; the
+        // pages before it are never touched and cost no memory.
+        let mut map = MmapMut::map_anon(bytes + HUGE_PAGE)?;
+        let start = map.as_ptr().align_offset(HUGE_PAGE);
+        #[cfg(target_os = "linux")]
+        if bytes >= HUGE_PAGE {
+            // Advice only: a kernel without transparent huge pages refuses it and the arena
+            // stays on 4 KiB pages, which is still correct.
+            let _ = map.advise_range(memmap2::Advice::HugePage, start, bytes);
+        }
+        // SAFETY: `start + bytes <= map.len()` (align_offset < HUGE_PAGE), the start is
+        // 2 MiB- and therefore f32-aligned, the zeroed bytes are valid f32 values (0.0), and
+        // `map` is exclusively borrowed for the slice's lifetime.
+        let values = unsafe {
+            std::slice::from_raw_parts_mut(map.as_mut_ptr().add(start).cast::<f32>(), len)
+        };
+        fill(values);
+        Ok(F32Arena { map: map.make_read_only()?, start, len })
+    }
+
+    fn values(&self) -> &[f32] {
+        // SAFETY: as in `build`: `len` f32 values from the aligned `start`, inside the map,
+        // which lives as long as `self` and is no longer written.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.start).cast(), self.len) }
+    }
+}
+
+/// One matrix's `[rows, cols]` row-major values: a range of the model's [`F32Arena`].
+pub struct F32Weights {
+    arena: Arc<F32Arena>,
+    range: std::ops::Range<usize>,
+}
+
+impl Deref for F32Weights {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.arena.values()[self.range.clone()]
+    }
+}
+
 /// How a matrix is stored for the forward pass.
 pub enum MatrixData {
     /// Dequantized at load: `[rows, cols]` row-major.
-    F32(Vec<f32>),
+    F32(F32Weights),
     /// The GGUF blocks in the mapped file, multiplied by `qmatmul` against `act` activations.
     Blocks { info: TensorInfo, qmatmul: QMatmulFn, act: QuantType },
 }
@@ -123,27 +191,39 @@ fn unsupported(name: &str, t: QuantType, what: &str) -> ModelError {
     }
 }
 
-/// Dequantizes `rows` rows of `bytes` (`row_bytes` each) into `[rows, cols]` f32.
+/// Dequantizes `rows` rows of `bytes` (`row_bytes` each) into `out` (`[rows, cols]` f32).
 fn dequantize_all(
     dequant: DequantFn,
     bytes: &[u8],
-    rows: usize,
+    out: &mut [f32],
     cols: usize,
     row_bytes: usize,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; rows * cols];
+) {
     for (dst, src) in out.chunks_exact_mut(cols.max(1)).zip(bytes.chunks_exact(row_bytes.max(1))) {
         dequant(src, dst);
     }
-    out
 }
 
-fn load_matrix(
+/// A matrix checked and prepared for the stage, before any value is read.
+struct MatrixPlan {
+    name: String,
+    info: TensorInfo,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    dequant: DequantFn,
+    /// `Some` when the matrix stays in its blocks.
+    qmatmul: Option<QMatmulFn>,
+    /// Where its values go in the arena when it is dequantized.
+    arena_offset: usize,
+}
+
+fn plan_matrix(
     file: &GgufFile,
     stage: &ResolvedStage,
     name: &str,
     keep_blocks: bool,
-) -> Result<Matrix, ModelError> {
+) -> Result<MatrixPlan, ModelError> {
     let info = file.require_tensor(name)?.clone();
     if info.dims.len() != 2 {
         return Err(ModelError::Weights {
@@ -157,16 +237,42 @@ fn load_matrix(
         .row_bytes(cols)
         .map_err(|e| ModelError::Weights { tensor: name.into(), message: e.to_string() })?;
     let dequant = dequantizer(stage, t, name)?;
-    let data = match qmatmul_for(stage, t).filter(|_| keep_blocks) {
-        Some(qmatmul) => {
-            let act = t.activation_type().expect("qmatmul_for checked it");
-            MatrixData::Blocks { info: info.clone(), qmatmul, act }
+    let qmatmul = qmatmul_for(stage, t).filter(|_| keep_blocks);
+    Ok(MatrixPlan {
+        name: name.into(),
+        info,
+        rows,
+        cols,
+        row_bytes,
+        dequant,
+        qmatmul,
+        arena_offset: 0,
+    })
+}
+
+impl MatrixPlan {
+    fn into_matrix(self, arena: &Arc<F32Arena>) -> Matrix {
+        let t = self.info.ty;
+        let data = match self.qmatmul {
+            Some(qmatmul) => {
+                let act = t.activation_type().expect("qmatmul_for checked it");
+                MatrixData::Blocks { info: self.info, qmatmul, act }
+            }
+            None => {
+                let range = self.arena_offset..self.arena_offset + self.rows * self.cols;
+                MatrixData::F32(F32Weights { arena: Arc::clone(arena), range })
+            }
+        };
+        Matrix {
+            name: self.name,
+            rows: self.rows,
+            cols: self.cols,
+            file_type: t,
+            data,
+            row_bytes: self.row_bytes,
+            dequant: self.dequant,
         }
-        None => {
-            MatrixData::F32(dequantize_all(dequant, file.tensor_data(&info), rows, cols, row_bytes))
-        }
-    };
-    Ok(Matrix { name: name.into(), rows, cols, file_type: t, data, row_bytes, dequant })
+    }
 }
 
 fn load_vector(file: &GgufFile, stage: &ResolvedStage, name: &str) -> Result<Vec<f32>, ModelError> {
@@ -186,28 +292,56 @@ impl Weights {
         config: &LlamaConfig,
         stage: &ResolvedStage,
     ) -> Result<Weights, ModelError> {
+        const LAYER_MATRICES: [&str; 7] =
+            ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
         let keep = stage.quantized_weights;
         let f = &*file;
-        let token_embd = load_matrix(f, stage, "token_embd.weight", keep)?;
-        let output = match f.tensor("output.weight") {
-            Some(_) => Some(load_matrix(f, stage, "output.weight", keep)?),
-            None => None,
-        };
+        let tied = f.tensor("output.weight").is_none();
+        let mut names = vec!["token_embd.weight".to_string()];
+        if !tied {
+            names.push("output.weight".into());
+        }
+        for l in 0..config.n_layers {
+            names.extend(LAYER_MATRICES.iter().map(|part| format!("blk.{l}.{part}.weight")));
+        }
+        let mut plans = names
+            .iter()
+            .map(|name| plan_matrix(f, stage, name, keep))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut arena_len = 0;
+        for p in plans.iter_mut().filter(|p| p.qmatmul.is_none()) {
+            p.arena_offset = arena_len;
+            arena_len += (p.rows * p.cols).next_multiple_of(MATRIX_ALIGN_FLOATS);
+        }
+        let arena = F32Arena::build(arena_len, |values| {
+            for p in plans.iter().filter(|p| p.qmatmul.is_none()) {
+                let out = &mut values[p.arena_offset..p.arena_offset + p.rows * p.cols];
+                dequantize_all(p.dequant, f.tensor_data(&p.info), out, p.cols, p.row_bytes);
+            }
+        })
+        .map_err(|e| ModelError::Weights {
+            tensor: "(all dequantized matrices)".into(),
+            message: format!("mapping {arena_len} f32 values: {e}"),
+        })?;
+        let arena = Arc::new(arena);
+        let mut matrices = plans.into_iter().map(|p| p.into_matrix(&arena));
+        let mut next = || matrices.next().expect("one plan per name");
+        let token_embd = next();
+        let output = (!tied).then(&mut next);
         let output_norm = load_vector(f, stage, "output_norm.weight")?;
         let mut layers = Vec::with_capacity(config.n_layers);
         for l in 0..config.n_layers {
-            let m = |part: &str| load_matrix(f, stage, &format!("blk.{l}.{part}.weight"), keep);
             let v = |part: &str| load_vector(f, stage, &format!("blk.{l}.{part}.weight"));
             layers.push(LayerWeights {
                 attn_norm: v("attn_norm")?,
-                wq: m("attn_q")?,
-                wk: m("attn_k")?,
-                wv: m("attn_v")?,
-                wo: m("attn_output")?,
+                wq: next(),
+                wk: next(),
+                wv: next(),
+                wo: next(),
                 ffn_norm: v("ffn_norm")?,
-                gate: m("ffn_gate")?,
-                up: m("ffn_up")?,
-                down: m("ffn_down")?,
+                gate: next(),
+                up: next(),
+                down: next(),
             });
         }
         Ok(Weights { file, token_embd, output, output_norm, layers })

@@ -6,8 +6,8 @@ mod bpe;
 mod bytes;
 mod chat;
 mod pre;
+mod vocab;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use thiserror::Error;
@@ -65,12 +65,11 @@ const END_OF_GENERATION_TEXTS: [&str; 5] =
 
 pub struct Tokenizer {
     path: PathBuf,
-    tokens: Vec<String>,
+    tokens: vocab::Vocab,
     types: Vec<TokenType>,
     /// Bytes of each token's decoded text, concatenated; `decoded_at[i]..decoded_at[i + 1]`.
     decoded: Vec<u8>,
-    decoded_at: Vec<usize>,
-    text_to_id: HashMap<String, u32>,
+    decoded_at: Vec<u32>,
     merges: bpe::MergeTable,
     byte_ids: [u32; 256],
     pre: PreTokenizer,
@@ -127,15 +126,21 @@ impl Tokenizer {
                 supported: PreTokenizerKind::SUPPORTED,
             })?;
 
-        let tokens: Vec<String> =
-            file.get_str_array("tokenizer.ggml.tokens")?.into_iter().map(str::to_owned).collect();
-        if tokens.is_empty() || tokens.len() > u32::MAX as usize {
-            return Err(invalid("tokenizer.ggml.tokens", format!("{} tokens", tokens.len())));
+        let texts = file.get_str_array("tokenizer.ggml.tokens")?;
+        // u32 offsets into the concatenated texts and u32 ids
+        let total_bytes: usize = texts.iter().map(|t| t.len()).sum();
+        if texts.is_empty() || texts.len() >= u32::MAX as usize || total_bytes > u32::MAX as usize {
+            return Err(invalid(
+                "tokenizer.ggml.tokens",
+                format!("{} tokens of {total_bytes} bytes", texts.len()),
+            ));
         }
+        let tokens = vocab::Vocab::new(&texts);
+        drop(texts);
         let n = tokens.len();
-        let types = match file.get("tokenizer.ggml.token_type") {
-            None => vec![TokenType::Normal; n],
-            Some(_) => {
+        let types = match file.contains("tokenizer.ggml.token_type") {
+            false => vec![TokenType::Normal; n],
+            true => {
                 let ids = file.get_int_array("tokenizer.ggml.token_type")?;
                 if ids.len() != n {
                     return Err(invalid(
@@ -157,18 +162,12 @@ impl Tokenizer {
             }
         };
 
-        let mut text_to_id = HashMap::with_capacity(n);
-        for (i, t) in tokens.iter().enumerate() {
-            // The first of duplicate texts wins, as in a vocabulary map built in id order.
-            text_to_id.entry(t.clone()).or_insert(i as u32);
-        }
-
         // Byte-level vocabularies need not hold all 256 byte characters (SmolLM2 lacks a few
         // control bytes); a byte without a token is dropped when encoding, as in llama.cpp.
         let alphabet = bytes::byte_to_char_table();
         let mut byte_ids = [bpe::NO_TOKEN; 256];
         for (b, c) in alphabet.iter().enumerate() {
-            if let Some(&id) = text_to_id.get(c.to_string().as_str()) {
+            if let Some(id) = tokens.id(c.to_string().as_str()) {
                 byte_ids[b] = id;
             }
         }
@@ -194,8 +193,8 @@ impl Tokenizer {
             joined.push_str(left);
             joined.push_str(right);
             // Pairs whose sides or result are not tokens can never apply.
-            if let (Some(&l), Some(&r), Some(&merged)) =
-                (text_to_id.get(left), text_to_id.get(right), text_to_id.get(joined.as_str()))
+            if let (Some(l), Some(r), Some(merged)) =
+                (tokens.id(left), tokens.id(right), tokens.id(joined.as_str()))
             {
                 merges.entry(bpe::pair(l, r)).or_insert((rank as u32, merged));
             }
@@ -228,8 +227,9 @@ impl Tokenizer {
 
         let mut decoded = Vec::new();
         let mut decoded_at = Vec::with_capacity(n + 1);
-        for (t, ty) in tokens.iter().zip(&types) {
-            decoded_at.push(decoded.len());
+        for (t, ty) in tokens.texts().zip(&types) {
+            // decoded text is never longer than the text (≤ u32::MAX bytes, checked above)
+            decoded_at.push(decoded.len() as u32);
             match ty {
                 TokenType::Control | TokenType::UserDefined | TokenType::Unknown => {
                     decoded.extend_from_slice(t.as_bytes())
@@ -237,17 +237,17 @@ impl Tokenizer {
                 _ => bytes::decode_token_text(t, &mut decoded),
             }
         }
-        decoded_at.push(decoded.len());
+        decoded_at.push(decoded.len() as u32);
 
         let mut specials: Vec<u32> = (0..n as u32)
             .filter(|&i| {
                 matches!(
                     types[i as usize],
                     TokenType::Control | TokenType::UserDefined | TokenType::Unknown
-                ) && !tokens[i as usize].is_empty()
+                ) && !tokens.text(i).is_empty()
             })
             .collect();
-        specials.sort_by_key(|&i| (std::cmp::Reverse(tokens[i as usize].len()), i));
+        specials.sort_by_key(|&i| (std::cmp::Reverse(tokens.text(i).len()), i));
 
         Ok(Tokenizer {
             path,
@@ -255,7 +255,6 @@ impl Tokenizer {
             types,
             decoded,
             decoded_at,
-            text_to_id,
             merges,
             byte_ids,
             pre: PreTokenizer::new(pre_kind),
@@ -289,13 +288,13 @@ impl Tokenizer {
         self.pre.kind()
     }
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(String::as_str)
+        self.tokens.get(id)
     }
     pub fn token_type(&self, id: u32) -> Option<TokenType> {
         self.types.get(id as usize).copied()
     }
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.text_to_id.get(text).copied()
+        self.tokens.id(text)
     }
 
     /// Does `id` end a generation: the EOS or EOT token, or a control token named like an
@@ -304,7 +303,7 @@ impl Tokenizer {
         Some(id) == self.eos
             || Some(id) == self.eot
             || (self.token_type(id) == Some(TokenType::Control)
-                && END_OF_GENERATION_TEXTS.contains(&self.tokens[id as usize].as_str()))
+                && END_OF_GENERATION_TEXTS.contains(&self.tokens.text(id)))
     }
 
     /// Token ids of `text` (no BOS added). With `parse_special`, control tokens written in the
@@ -352,7 +351,7 @@ impl Tokenizer {
             if !parse_special && self.types[id as usize] != TokenType::UserDefined {
                 continue;
             }
-            let needle = self.tokens[id as usize].as_str();
+            let needle = self.tokens.text(id);
             if !text.contains(needle) {
                 continue;
             }
@@ -391,7 +390,7 @@ impl Tokenizer {
             return Ok(&[]);
         }
         let i = id as usize;
-        Ok(&self.decoded[self.decoded_at[i]..self.decoded_at[i + 1]])
+        Ok(&self.decoded[self.decoded_at[i] as usize..self.decoded_at[i + 1] as usize])
     }
 
     /// Decode `ids` to text (invalid UTF-8 becomes U+FFFD).

@@ -24,9 +24,12 @@ use std::arch::x86_64::*;
 use super::quant_avx2::{hsum_ps, loadu, Gemm32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
 use crate::quant::{QuantType, QuantizedActs};
 
-/// How far ahead of the pass being computed a single-token pass prefetches its weights, in
-/// passes (a pass reads `R` whole rows, contiguous in memory).
-const PREFETCH_PASSES: usize = 2;
+/// How far ahead of the bytes being read a single-token pass prefetches its weights. Decode
+/// streams every matrix from DRAM (the model is 3× the L3), so the distance must cover the
+/// latency at ~17 GB/s. Cold sweeps of one token's matrices (`qgemv_speed`, 1 thread, best of
+/// 3 interleaved runs on a loaded machine): 2 passes ahead (1.4-2.4 KB) vocabulary 1.92-2.04
+/// ms, sweep 6.51-7.45 ms; 8 KB 1.51-1.88 ms, 6.46-6.58 ms; 16-32 KB no better than 8 KB.
+const PREFETCH_BYTES: usize = 8192;
 
 /// The first 4 bytes of up to 4 blocks (each an f16 `d` then an f16 `m` or quant bytes)
 /// converted to `[d0 m0 d1 m1 d2 m2 d3 m3]`; missing rows read as 0.
@@ -86,9 +89,9 @@ unsafe fn pass<K: Gemm32, const R: usize, const T: usize>(
     let mut staged = Staged([_mm256_setzero_ps(); T]);
     for b in 0..nb {
         if T == 1 {
-            // The pass reads R·wb bytes per block of one contiguous span: fetch the same
-            // share of the span PREFETCH_PASSES passes ahead (a prefetch never faults).
-            let ahead = w.wrapping_add(PREFETCH_PASSES * R * row_bytes + b * R * wb);
+            // The pass reads its R rows, one contiguous span, at R·wb bytes per block: fetch
+            // as much, PREFETCH_BYTES further on (a prefetch never faults).
+            let ahead = w.wrapping_add(PREFETCH_BYTES + b * R * wb);
             for i in 0..(R * wb).div_ceil(64) {
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * i).cast());
             }

@@ -115,6 +115,19 @@ fn main() {
         );
     }
 
+    // decode's parallel regions: q/k/v, o, gate/up, down per layer, then the vocabulary
+    let regions = 4 * model.config().n_layers + 1;
+    let (b, m) = time(20, 2000, || {
+        pool.run(threads, &|p| {
+            std::hint::black_box(p);
+        })
+    });
+    println!(
+        "empty parallel region, {threads} thread(s): {:.3} / {:.3} µs, ×{regions} per token",
+        b * 1e6,
+        m * 1e6
+    );
+
     let cfg = model.config().clone();
     let (e, hd) = (cfg.n_embd, cfg.head_dim);
     let x: Vec<f32> = (0..e).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();

@@ -5,7 +5,8 @@
 //! (quants as bytes, scales as f32 or i16 vectors) and `dot` adds that block's dot with one
 //! activation block to an f32x8 accumulator (and a scalar one for minimum terms). The
 //! driver [`qmatmul`] walks tiles of 4 rows × up to 3 tokens so every prepared weight block
-//! serves every token of the tile.
+//! serves every token of the tile (the K-quants; the 32-value formats go to the passes of
+//! `qgemv_avx2`, which reproduce ggml's AVX2 dot order with vectorized scales).
 //!
 //! `vpmaddubsw` saturates at ±32767: with u8 weights ≤ 63 and i8 activations in −127..=127
 //! no pair can reach it, and for Q4_0/Q5_0/Q8_0 the sign trick (|w| · sign(a, w)) keeps
@@ -31,12 +32,12 @@ unsafe fn f16x2(p: *const u8) -> (f32, f32) {
 }
 
 #[inline(always)]
-unsafe fn loadu(p: *const u8) -> __m256i {
+pub(super) unsafe fn loadu(p: *const u8) -> __m256i {
     _mm256_loadu_si256(p.cast())
 }
 
 #[inline(always)]
-unsafe fn hsum_ps(v: __m256) -> f32 {
+pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
@@ -50,11 +51,14 @@ unsafe fn hsum_epi32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// 16 bytes of packed nibbles → 32 bytes: low nibbles (values 0..15) then high (16..31).
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles (values 0..15) then high (16..31). The
+/// bytes are broadcast into both 128-bit lanes and the high lane shifted by 4: two ALU
+/// instructions after the load (`vpsrlw` + `vinserti128` + `vpand` took three).
 #[inline(always)]
 unsafe fn nibbles(p: *const u8) -> __m256i {
-    let t = _mm_loadu_si128(p.cast());
-    _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f))
+    let both = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+    let shifted = _mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
 }
 
 /// Bit j of `bits` → byte j = 0xff if set, 0 if clear.
@@ -120,7 +124,7 @@ pub(crate) trait Kernel {
     );
 }
 
-struct Q4_0;
+pub(super) struct Q4_0;
 impl Kernel for Q4_0 {
     const WTYPE: QuantType = QuantType::Q4_0;
     type Prep = (__m256i, __m256i, f32);
@@ -137,7 +141,7 @@ impl Kernel for Q4_0 {
     }
 }
 
-struct Q4_1;
+pub(super) struct Q4_1;
 impl Kernel for Q4_1 {
     const WTYPE: QuantType = QuantType::Q4_1;
     const USES_SUM: bool = true;
@@ -162,7 +166,7 @@ impl Kernel for Q4_1 {
     }
 }
 
-struct Q5_0;
+pub(super) struct Q5_0;
 impl Kernel for Q5_0 {
     const WTYPE: QuantType = QuantType::Q5_0;
     type Prep = (__m256i, __m256i, f32);
@@ -182,7 +186,7 @@ impl Kernel for Q5_0 {
     }
 }
 
-struct Q5_1;
+pub(super) struct Q5_1;
 impl Kernel for Q5_1 {
     const WTYPE: QuantType = QuantType::Q5_1;
     const USES_SUM: bool = true;
@@ -209,7 +213,7 @@ impl Kernel for Q5_1 {
     }
 }
 
-struct Q8_0;
+pub(super) struct Q8_0;
 impl Kernel for Q8_0 {
     const WTYPE: QuantType = QuantType::Q8_0;
     type Prep = (__m256i, __m256i, f32);
@@ -599,12 +603,10 @@ pub unsafe fn qmatmul(
     y: &mut [f32],
     y_stride: usize,
 ) {
+    if super::qgemv_avx2::qgemv32(weights, wtype, n_rows, k, acts, y, y_stride).is_some() {
+        return;
+    }
     match wtype {
-        QuantType::Q4_0 => run::<Q4_0>(weights, n_rows, k, acts, y, y_stride),
-        QuantType::Q4_1 => run::<Q4_1>(weights, n_rows, k, acts, y, y_stride),
-        QuantType::Q5_0 => run::<Q5_0>(weights, n_rows, k, acts, y, y_stride),
-        QuantType::Q5_1 => run::<Q5_1>(weights, n_rows, k, acts, y, y_stride),
-        QuantType::Q8_0 => run::<Q8_0>(weights, n_rows, k, acts, y, y_stride),
         QuantType::Q2K => run::<Q2K>(weights, n_rows, k, acts, y, y_stride),
         QuantType::Q3K => run::<Q3K>(weights, n_rows, k, acts, y, y_stride),
         QuantType::Q4K => run::<Q4K>(weights, n_rows, k, acts, y, y_stride),

@@ -9,8 +9,8 @@
 //! Variants: `naive` (row by row with the spec dot), `simd` (row by row with the `wide`
 //! dots, each weight row reused across all tokens), `avx2` (tiles of 4 rows × up to 3
 //! tokens: each weight block is unpacked once and used for every token of the tile; from
-//! [`GEMM_MIN_M`] tokens on, a GEMM that unpacks each panel of 4 weight rows once per call
-//! and runs 4-row × 2-token register tiles over all tokens).
+//! [`GEMM_MIN_M`] tokens on, a GEMM that unpacks each panel of 8 weight rows once per call,
+//! transposed so one vector holds the same 4 quants of the 8 rows, and runs it over all tokens).
 
 use super::block::as_blocks_mut;
 use super::{dot_fn, q8_k, QuantError, QuantType};

@@ -13,7 +13,7 @@
 //!
 //! `emulate` below is that order in plain scalar code; the kernels must match it with `==` on
 //! the bits, at the model's shapes and odd ones, for m = 1, 2, 3, 5, 8, 64 tokens, both the
-//! dispatching `avx2` variant (tile walk for few tokens, GEMM from `GEMM_MIN_M` on) and the
+//! dispatching `avx2` variant (tile walk for few tokens, GEMM from `gemm_min_m` tokens on) and the
 //! GEMM itself at every m.
 
 use gllm_kernels::quant::f16::{f16_to_f32, f32_to_f16};

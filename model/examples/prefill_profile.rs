@@ -1,6 +1,7 @@
 //! Where a prefill's time goes: the whole prefill of N tokens timed through the model, then
 //! its parts timed one by one through the same code paths and thread pool (`project` for the
-//! matmuls of every layer, `attend` for attention, the logits of the last token); "the rest"
+//! matmuls of every layer, `attend` for attention (llama.cpp's over an f16 cache on stages
+//! that run its arithmetic, as the model does), the logits of the last token); "the rest"
 //! (norms, RoPE, SiLU, residual adds, KV-cache copies, embedding lookups) is the difference.
 //! Every figure is the best of REPS runs (the least disturbed on a shared machine).
 //!
@@ -9,6 +10,7 @@
 use std::time::Instant;
 
 use gllm_kernels::ops::attention::AttentionShape;
+use gllm_kernels::quant::f16::{f16_to_f32, f32_to_f16};
 use gllm_kernels::quant::matmul::quantize_activations_into;
 use gllm_kernels::quant::QuantizedActs;
 use gllm_kernels::threads::ThreadPool;
@@ -150,10 +152,16 @@ fn main() {
     }
     line(" quantize", quantize, 0.0);
 
-    // attention of every layer and batch (one layer's cache, random K and V)
+    // attention of every layer and batch (one layer's cache, random K and V), the one the
+    // model runs: llama.cpp's over an f16 cache when the stage's RoPE is ggml's
+    let ggml = kernels.variant_of("rope") == Some("ggml");
+    let attention_fn =
+        if ggml { gllm_kernels::ops::ggml::attention_ggml } else { kernels.attention };
+    let to_f16 =
+        |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| f16_to_f32(f32_to_f16(x))).collect() };
     let cap = n.max(2);
-    let kc = random(cfg.n_kv_heads * cap * hd);
-    let vc = random(cfg.n_kv_heads * cap * hd);
+    let kc = to_f16(random(cfg.n_kv_heads * cap * hd));
+    let vc = to_f16(random(cfg.n_kv_heads * cap * hd));
     let q = random(batch * qd);
     let mut att = vec![0.0f32; batch * qd];
     let mut attention = 0.0;
@@ -169,7 +177,7 @@ fn main() {
         };
         attention += best(reps, || {
             for _ in 0..cfg.n_layers {
-                attend(&pool, kernels.attention, &mut att[..m * qd], &q[..m * qd], &kc, &vc, shape);
+                attend(&pool, attention_fn, &mut att[..m * qd], &q[..m * qd], &kc, &vc, shape);
             }
         });
         // QKᵀ and PV over the causal keys: 4·head_dim flops per (query head, key)

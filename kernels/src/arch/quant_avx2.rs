@@ -655,70 +655,147 @@ macro_rules! gemm32_unsigned {
 }
 gemm32_unsigned!(Q4_1, Q5_1);
 
-/// Weight rows per panel of the GEMM (unpacked once per call into an L1-resident scratch).
-const GEMM_R: usize = 4;
-/// Tokens per register tile of the GEMM (`GEMM_R × GEMM_T` f32x8 accumulators).
-const GEMM_T: usize = 2;
+/// Weight rows per panel of the GEMM: one per f32 lane, so a panel's 8 outputs for one token
+/// are one vector.
+const GEMM_R: usize = 8;
 
-/// The unpacked weights of one panel of `GEMM_R` rows, block-major so a tile walks it
-/// linearly: quants `q[b·R + r]` (and `|q|` for signed formats), scales `d[b·R + r]`
-/// (broadcast to 8 lanes),
-/// minimums row-major `m[r·nb + b]` (for the vectorized minimum term).
+/// One panel of [`GEMM_R`] weight rows, unpacked once per call into an L1-resident scratch
+/// and transposed so that a vector holds the same 4 quants of all 8 rows:
+/// ```text
+/// q[b·8 + j]  bytes 4r..4r+4 = row r's elements 4j..4j+3 of block b   (u8, or i8 if SIGNED)
+/// qabs[b·8+j] the same as |q| (signed formats: the `maddubs` sign trick)
+/// d[b], m[b]  lane r = row r's scale and minimum of block b
+/// ```
+/// Rows past the end of the matrix are zero (their lanes are computed, never stored).
 struct Panel {
     q: Vec<__m256i>,
     qabs: Vec<__m256i>,
     d: Vec<__m256>,
-    m: Vec<f32>,
+    m: Vec<__m256>,
 }
 
-/// One register tile: the panel's `R` rows × tokens `t0..t0+T`, over every block. Returns
-/// the dot products without the minimum term.
+/// `out[j]` lane `r` = `v[r]` lane `j` (32-bit lanes).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_tile<K: Gemm32, const R: usize, const T: usize>(
-    p: &Panel,
-    nb: usize,
-    a: *const u8,
-    a_row: usize,
-    ab: usize,
-    a_qs: usize,
-    ad: *const f32,
-    t0: usize,
-) -> [[f32; T]; R] {
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); T]; R];
-    let (q, qabs, d) = (p.q.as_ptr(), p.qabs.as_ptr(), p.d.as_ptr().cast::<f32>());
-    for b in 0..nb {
-        let av: [__m256i; T] =
-            std::array::from_fn(|t| loadu(a.add((t0 + t) * a_row + b * ab + a_qs)));
-        let dav: [__m256; T] =
-            std::array::from_fn(|t| _mm256_broadcast_ss(&*ad.add((t0 + t) * nb + b)));
-        for r in 0..R {
-            let w = _mm256_load_si256(q.add(b * R + r));
-            // pre-broadcast in the panel: the scale product is one `vmulps` with a memory
-            // operand instead of a scalar multiply plus a broadcast per (row, token)
-            let dw = _mm256_load_ps(d.add((b * R + r) * 8));
-            let u = if K::SIGNED { _mm256_load_si256(qabs.add(b * R + r)) } else { w };
-            for t in 0..T {
-                let s = if K::SIGNED { _mm256_sign_epi8(av[t], w) } else { av[t] };
-                let i = _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones);
-                acc[r][t] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, dav[t]), acc[r][t]);
+unsafe fn transpose_8x8(v: [__m256i; 8]) -> [__m256i; 8] {
+    // pairs of rows interleaved, then quadruples, then the 128-bit halves swapped into place
+    let lo = |a, b| _mm256_unpacklo_epi32(a, b);
+    let hi = |a, b| _mm256_unpackhi_epi32(a, b);
+    let t = [
+        lo(v[0], v[1]),
+        hi(v[0], v[1]),
+        lo(v[2], v[3]),
+        hi(v[2], v[3]),
+        lo(v[4], v[5]),
+        hi(v[4], v[5]),
+        lo(v[6], v[7]),
+        hi(v[6], v[7]),
+    ];
+    // u[i] (i < 4) holds rows 0..4 of columns i and i + 4, u[4 + i] rows 4..8 of the same
+    let u = [
+        _mm256_unpacklo_epi64(t[0], t[2]),
+        _mm256_unpackhi_epi64(t[0], t[2]),
+        _mm256_unpacklo_epi64(t[1], t[3]),
+        _mm256_unpackhi_epi64(t[1], t[3]),
+        _mm256_unpacklo_epi64(t[4], t[6]),
+        _mm256_unpackhi_epi64(t[4], t[6]),
+        _mm256_unpacklo_epi64(t[5], t[7]),
+        _mm256_unpackhi_epi64(t[5], t[7]),
+    ];
+    std::array::from_fn(|j| {
+        if j < 4 {
+            _mm256_permute2x128_si256::<0x20>(u[j], u[4 + j])
+        } else {
+            _mm256_permute2x128_si256::<0x31>(u[j - 4], u[j])
+        }
+    })
+}
+
+impl Panel {
+    fn new<K: Gemm32>(nb: usize) -> Panel {
+        // SAFETY: all-zero bits are a valid __m256i and a valid __m256 (eight 0.0).
+        let (zi, zf): (__m256i, __m256) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        Panel {
+            q: vec![zi; nb * 8],
+            qabs: if K::SIGNED { vec![zi; nb * 8] } else { Vec::new() },
+            d: vec![zf; nb],
+            m: if K::SIGNED { Vec::new() } else { vec![zf; nb] },
+        }
+    }
+
+    /// Unpacks rows `0..rows` (≤ 8) of `w` (rows of `row_bytes`, `nb` blocks each).
+    #[inline(always)]
+    unsafe fn fill<K: Gemm32>(&mut self, w: *const u8, row_bytes: usize, rows: usize, nb: usize) {
+        let wb = K::WTYPE.block_bytes();
+        for b in 0..nb {
+            let mut q = [_mm256_setzero_si256(); 8];
+            let (mut d, mut m) = ([0.0f32; 8], [0.0f32; 8]);
+            for r in 0..rows {
+                (q[r], d[r], m[r]) = K::unpack(w.add(r * row_bytes + b * wb));
+            }
+            let qt = transpose_8x8(q);
+            for j in 0..8 {
+                *self.q.get_unchecked_mut(b * 8 + j) = qt[j];
+                if K::SIGNED {
+                    *self.qabs.get_unchecked_mut(b * 8 + j) = _mm256_sign_epi8(qt[j], qt[j]);
+                }
+            }
+            *self.d.get_unchecked_mut(b) = _mm256_loadu_ps(d.as_ptr());
+            if !K::SIGNED {
+                *self.m.get_unchecked_mut(b) = _mm256_loadu_ps(m.as_ptr());
             }
         }
     }
-    std::array::from_fn(|r| std::array::from_fn(|t| hsum_ps(acc[r][t])))
 }
 
-/// `Σ_b m[b]·s[b]` over `nb` blocks, one block after the other from 0 as ggml's dot adds
-/// its minimum terms (each product of two f16 values is exact in f32).
+/// The panel's 8 rows dotted with one token (`a`: its blocks, `ad`/`asum`: its blocks' scales
+/// and Q8_1 sums), lane r = row r. Per output this is exactly ggml's AVX2 order: lane j of
+/// block b's accumulator gets `fma(d_w·d_a, Σ_{i<4} w[4j+i]·a[4j+i], ·)`, the 8 lanes are
+/// summed `((0+4)+(2+6))+((1+5)+(3+7))`, then `Σ_b m_w·s_a` (summed in block order) is added;
+/// here the 8 lanes of one output live in the 8 accumulators `acc[j]`, one output per lane.
 #[inline(always)]
-unsafe fn min_term(m: *const f32, s: *const f32, nb: usize) -> f32 {
-    let mut sum = 0.0f32;
+unsafe fn gemm_token<K: Gemm32>(
+    p: &Panel,
+    nb: usize,
+    a: *const u8,
+    ab: usize,
+    a_qs: usize,
+    ad: *const f32,
+    asum: *const f32,
+) -> __m256 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let mut summs = _mm256_setzero_ps();
+    let (q, qabs) = (p.q.as_ptr(), p.qabs.as_ptr());
     for b in 0..nb {
-        sum += *m.add(b) * *s.add(b);
+        let dd = _mm256_mul_ps(*p.d.get_unchecked(b), _mm256_broadcast_ss(&*ad.add(b)));
+        let x = a.add(b * ab + a_qs);
+        for j in 0..8 {
+            // the token's 4 quants of group j, in every lane
+            let s = _mm256_set1_epi32(std::ptr::read_unaligned(x.add(4 * j).cast::<i32>()));
+            let w = _mm256_load_si256(q.add(b * 8 + j));
+            let (u, s) = if K::SIGNED {
+                (_mm256_load_si256(qabs.add(b * 8 + j)), _mm256_sign_epi8(s, w))
+            } else {
+                (w, s)
+            };
+            let i = _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones);
+            acc[j] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(i), acc[j]);
+        }
+        if !K::SIGNED {
+            let ms = _mm256_mul_ps(*p.m.get_unchecked(b), _mm256_broadcast_ss(&*asum.add(b)));
+            summs = _mm256_add_ps(summs, ms);
+        }
     }
-    sum
+    let add = |x, y| _mm256_add_ps(x, y);
+    let sum = add(
+        add(add(acc[0], acc[4]), add(acc[2], acc[6])),
+        add(add(acc[1], acc[5]), add(acc[3], acc[7])),
+    );
+    if K::SIGNED {
+        sum
+    } else {
+        add(sum, summs)
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -730,76 +807,40 @@ unsafe fn gemm<K: Gemm32>(
     y: &mut [f32],
     y_stride: usize,
 ) {
-    const R: usize = GEMM_R;
-    const T: usize = GEMM_T;
-    let wb = K::WTYPE.block_bytes();
     let nb = k / 32;
-    let row_bytes = nb * wb;
+    let row_bytes = nb * K::WTYPE.block_bytes();
     let ab = acts.ty().block_bytes();
     let a_qs = if K::SIGNED { 2 } else { 4 };
-    let (a, ad, asum) = (acts.blocks().as_ptr(), acts.scales().as_ptr(), acts.sums());
-    let m = acts.m();
+    let (a, ad, asum) = (acts.blocks().as_ptr(), acts.scales().as_ptr(), acts.sums().as_ptr());
     let a_row = nb * ab;
-    let zero = _mm256_setzero_si256();
-    let mut p = Panel {
-        q: vec![zero; nb * R],
-        qabs: if K::SIGNED { vec![zero; nb * R] } else { Vec::new() },
-        d: vec![_mm256_setzero_ps(); nb * R],
-        m: vec![0.0; nb * R],
-    };
-    let w = weights.as_ptr();
+    let yp = y.as_mut_ptr();
+    let mut p = Panel::new::<K>(nb);
     let mut r0 = 0;
     while r0 < n_rows {
-        let rr = R.min(n_rows - r0);
-        for b in 0..nb {
-            for r in 0..R {
-                // rows past the end are zero: their tile results are computed, never stored
-                let (q, d, mn) = if r < rr {
-                    K::unpack(w.add((r0 + r) * row_bytes + b * wb))
-                } else {
-                    (zero, 0.0, 0.0)
-                };
-                p.q[b * R + r] = q;
-                if K::SIGNED {
-                    p.qabs[b * R + r] = _mm256_sign_epi8(q, q);
-                }
-                p.d[b * R + r] = _mm256_set1_ps(d);
-                p.m[r * nb + b] = mn;
+        let rows = GEMM_R.min(n_rows - r0);
+        p.fill::<K>(weights.as_ptr().add(r0 * row_bytes), row_bytes, rows, nb);
+        for t in 0..acts.m() {
+            let sums = if K::SIGNED { asum } else { asum.add(t * nb) };
+            let v = gemm_token::<K>(&p, nb, a.add(t * a_row), ab, a_qs, ad.add(t * nb), sums);
+            let out = yp.add(t * y_stride + r0);
+            if rows == GEMM_R {
+                _mm256_storeu_ps(out, v);
+            } else {
+                let mut lanes = [0.0f32; GEMM_R];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), out, rows);
             }
         }
-        let mut store = |t0: usize, t: usize, r: usize, v: f32| {
-            let mut v = v;
-            if !K::SIGNED {
-                v += min_term(p.m.as_ptr().add(r * nb), asum.as_ptr().add((t0 + t) * nb), nb);
-            }
-            *y.get_unchecked_mut((t0 + t) * y_stride + r0 + r) = v;
-        };
-        let mut t0 = 0;
-        while t0 + T <= m {
-            let out = gemm_tile::<K, R, T>(&p, nb, a, a_row, ab, a_qs, ad, t0);
-            for r in 0..rr {
-                for t in 0..T {
-                    store(t0, t, r, out[r][t]);
-                }
-            }
-            t0 += T;
-        }
-        while t0 < m {
-            let out = gemm_tile::<K, R, 1>(&p, nb, a, a_row, ab, a_qs, ad, t0);
-            for r in 0..rr {
-                store(t0, 0, r, out[r][0]);
-            }
-            t0 += 1;
-        }
-        r0 += R;
+        r0 += GEMM_R;
     }
 }
 
 /// The prefill GEMM for `m > 1`: `y[t·y_stride + r] = Σ w[r]·x[t]` like [`qmatmul`], for the
-/// 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; other formats go to [`qmatmul`]). Each
-/// panel of 4 weight rows is unpacked once into an L1 scratch (quants as bytes, scales as
-/// f32), then register tiles of 4 rows × 2 tokens dot it with `maddubs`/`madd` against every
-/// token; Q4_1/Q5_1's minimum terms `Σ m_w·s_a` are added per output, 8 blocks at a time.
+/// 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; other formats go to [`qmatmul`]), every
+/// output bit-identical to ggml's AVX2 `ggml_vec_dot_*` of its row and token. Each panel of
+/// 8 weight rows is unpacked once into an L1 scratch, transposed so one vector holds 4 quants
+/// of all 8 rows; then for every token one `maddubs`/`madd`/`cvt`/`fma` per 4-quant group
+/// serves the 8 rows (the token's 4 quants broadcast), and the 8 outputs are one store.
 ///
 /// # Safety
 /// As [`qmatmul`].

@@ -9,8 +9,8 @@
 //! Variants: `naive` (row by row with the spec dot), `simd` (row by row with the `wide`
 //! dots, each weight row reused across all tokens), `avx2` (tiles of 4 rows × up to 3
 //! tokens: each weight block is unpacked once and used for every token of the tile; from
-//! [`GEMM_MIN_M`] tokens on, a GEMM that unpacks each panel of 4 weight rows once per call
-//! and runs 4-row × 2-token register tiles over all tokens).
+//! [`gemm_min_m`] tokens on, a GEMM that unpacks each panel of 8 weight rows once per call,
+//! transposed so one vector holds the same 4 quants of the 8 rows, and runs it over all tokens).
 
 use super::block::as_blocks_mut;
 use super::{dot_fn, q8_k, QuantError, QuantType};
@@ -358,15 +358,21 @@ pub fn qmatmul_simd(
     rows_with("simd", weights, wtype, n_rows, k, acts, y, y_stride)
 }
 
-/// From this many tokens on, the `avx2` variant runs the prefill GEMM
-/// (`arch::quant_avx2::qgemm`: weight panels unpacked once, register tiles over all tokens)
-/// for the 32-value formats; below it the tile walk (`arch::quant_avx2::qmatmul`), which
-/// needs no unpacking pass. Measured with `--example qgemm_speed -- M`: at m = 3 the tile walk
-/// is ~10 % faster, at m = 5 the GEMM is 0-20 % faster, at m = 64 1.3-1.5×.
-pub const GEMM_MIN_M: usize = 5;
+/// From how many tokens on the `avx2` variant runs the prefill GEMM
+/// (`arch::quant_avx2::qgemm`: 8-row weight panels unpacked once, then every token) for a
+/// 32-value weight format; below it the tile walk (`arch::quant_avx2::qmatmul`), which needs
+/// no unpacking pass. Measured with `--example qgemm_speed -- M` (one core, best batches):
+/// Q4_1 at m = 2 even (0.96-1.10×), at m = 3 the GEMM 1.13-1.20× faster, at m = 4 1.23-1.38×;
+/// the signed formats (Q4_0, Q8_0: their panels hold `|q|` too) at m = 3 0.71-0.94×, so 5.
+pub fn gemm_min_m(wtype: QuantType) -> usize {
+    match wtype {
+        QuantType::Q4_1 | QuantType::Q5_1 => 3,
+        _ => 5,
+    }
+}
 
-/// Hand-written AVX2 (`maddubs`/`madd`) block dots: for fewer than [`GEMM_MIN_M`] tokens (and
-/// for the K-quants) tiles of 4 weight rows × up to 3 tokens; from [`GEMM_MIN_M`] tokens on,
+/// Hand-written AVX2 (`maddubs`/`madd`) block dots: for fewer than [`gemm_min_m`] tokens (and
+/// for the K-quants) tiles of 4 weight rows × up to 3 tokens; from [`gemm_min_m`] tokens on,
 /// for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, the prefill GEMM. Panics if the CPU lacks AVX2/FMA/F16C.
 pub fn qmatmul_avx2(
     weights: &[u8],
@@ -383,7 +389,7 @@ pub fn qmatmul_avx2(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX2/FMA/F16C (asserted); every length was checked above.
     unsafe {
-        if acts.m >= GEMM_MIN_M {
+        if acts.m >= gemm_min_m(wtype) {
             crate::arch::quant_avx2::qgemm(weights, wtype, n_rows, k, acts, y, y_stride)
         } else {
             crate::arch::quant_avx2::qmatmul(weights, wtype, n_rows, k, acts, y, y_stride)

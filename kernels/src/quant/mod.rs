@@ -41,9 +41,9 @@ use std::fmt;
 pub use block::{as_blocks, as_blocks_mut, blocks_as_bytes, Block};
 pub use entries::{dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, variants};
 pub use matmul::{
-    best_qmatmul_variant, qmatmul, qmatmul_variants, quantize_activations,
+    best_qmatmul_variant, gemm_min_m, qmatmul, qmatmul_variants, quantize_activations,
     quantize_activations_into, quantize_q8_ggml, select_qmatmul, try_quantize_activations,
-    QMatmulFn, QuantizedActs, GEMM_MIN_M,
+    QMatmulFn, QuantizedActs,
 };
 pub use types::{QuantType, ALL_TYPES};
 

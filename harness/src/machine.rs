@@ -141,17 +141,20 @@ impl Peaks {
             .bandwidth
             .iter()
             .map(|b| {
-                let rate = if b.level == "L3" || b.level == "DRAM" {
-                    measure_read_bandwidth_threads(b.bytes / threads, threads).max(b.gb_per_s)
+                let (read, update) = if b.level == "L3" || b.level == "DRAM" {
+                    // Shared: read measured with every core at once; the update rate is
+                    // one core's (a floor).
+                    let read = measure_read_bandwidth_threads(b.bytes / threads, threads);
+                    (read.max(b.read_gb_per_s), b.update_gb_per_s)
                 } else {
-                    b.gb_per_s * t
+                    (b.read_gb_per_s * t, b.update_gb_per_s * t)
                 };
                 Bandwidth {
                     level: b.level.clone(),
                     bytes: b.bytes,
-                    read_gb_per_s: rate.max(b.read_gb_per_s),
-                    update_gb_per_s: b.update_gb_per_s,
-                    gb_per_s: rate,
+                    read_gb_per_s: read,
+                    update_gb_per_s: update,
+                    gb_per_s: read.max(update),
                 }
             })
             .collect();

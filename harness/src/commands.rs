@@ -607,7 +607,15 @@ fn inputs_or_measure(
     Ok(vec![measure_stages(ctx, &stages, m, None)?])
 }
 
-pub fn report(ctx: &Context, inputs: &[PathBuf], out: &Path, m: &MeasureArgs) -> Outcome {
+pub fn report(
+    ctx: &Context,
+    inputs: &[PathBuf],
+    out: &Path,
+    anchor: Option<&Path>,
+    m: &MeasureArgs,
+) -> Outcome {
+    // a bad anchor folder fails before anything is measured
+    let anchor = anchor.map(report::anchor::Anchor::load).transpose()?;
     let results = inputs_or_measure(ctx, inputs, m)?;
     if inputs.is_empty() {
         baseline::save(&out.join("results.json"), &results[0])?;
@@ -620,7 +628,7 @@ pub fn report(ctx: &Context, inputs: &[PathBuf], out: &Path, m: &MeasureArgs) ->
             print!("{}", report::console::cases_table(r));
         }
     }
-    let written = report::write_report(&results, out)?;
+    let written = report::write_report(&results, out, anchor.as_ref())?;
     for p in written {
         eprintln!("gllm-bench: wrote {}", p.display());
     }

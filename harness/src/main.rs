@@ -142,7 +142,7 @@ enum Command {
     Baseline(BaselineCommand),
     /// Write DIR/report.md and charts (SVG and PNG) from result files (or a fresh compare).
     #[command(
-        after_help = "Example:\n  gllm-bench compare --stage quantized --json cmp.json && gllm-bench report --input cmp.json --out reports/example"
+        after_help = "Example:\n  gllm-bench compare --stage quantized --json cmp.json && gllm-bench report --input cmp.json --out reports/example\n  ci/llama-cpp-anchor.sh --out target/anchor && gllm-bench report --input cmp.json --anchor target/anchor --out reports/example"
     )]
     Report {
         /// Result files (run -o, compare --json, baselines); default: measure a compare of every stage.
@@ -150,6 +150,10 @@ enum Command {
         input: Vec<PathBuf>,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// llama.cpp measured on this machine (the folder `ci/llama-cpp-anchor.sh` writes): the
+        /// end-to-end figures are quoted beside its own.
+        #[arg(long, value_name = "DIR")]
+        anchor: Option<PathBuf>,
         #[command(flatten)]
         measure: MeasureArgs,
     },
@@ -303,7 +307,9 @@ fn main() -> ExitCode {
             markdown.as_deref(),
         ),
         Command::Baseline(cmd) => commands::baseline(&ctx, cmd),
-        Command::Report { input, out, measure } => commands::report(&ctx, &input, &out, &measure),
+        Command::Report { input, out, anchor, measure } => {
+            commands::report(&ctx, &input, &out, anchor.as_deref(), &measure)
+        }
         Command::Export { format, input, out } => {
             commands::export(&ctx, format, input.as_deref(), &out)
         }

@@ -518,6 +518,62 @@ fn end_to_end_cases_run_through_compare_and_round_trip() {
     assert!(report.join("tokens.png").is_file() && report.join("tokens.svg").is_file());
     let report_md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(report_md.contains("![Tokens/s per stage](tokens.png)"), "{report_md}");
+
+    // --anchor: llama.cpp's figures for the same model and threads, quoted beside each stage's
+    let prefill_tokens: usize = r
+        .comparisons
+        .iter()
+        .find(|c| c.op == "e2e_prefill")
+        .unwrap()
+        .shape
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("tokens="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sha = &r.cases[0].model.as_ref().unwrap().sha256;
+    let anchor = dir.path().join("anchor");
+    std::fs::create_dir_all(&anchor).unwrap();
+    std::fs::write(anchor.join("anchor.md"), "# llama.cpp measured on this machine\n").unwrap();
+    std::fs::write(
+        anchor.join("llama-bench.json"),
+        format!(
+            r#"[{{"n_threads":2,"n_prompt":{prefill_tokens},"n_gen":0,"avg_ts":1234.4,"stddev_ts":5.0}},
+                {{"n_threads":2,"n_prompt":0,"n_gen":128,"avg_ts":432.1,"stddev_ts":3.0}},
+                {{"n_threads":1,"n_prompt":0,"n_gen":128,"avg_ts":99.0,"stddev_ts":1.0}}]"#
+        ),
+    )
+    .unwrap();
+    let with_anchor = |sha: &str| {
+        std::fs::write(anchor.join("build.txt"), format!("model: tiny.gguf (sha256 {sha})\n"))
+            .unwrap();
+        gllm(
+            &[
+                "report",
+                "--input",
+                path.to_str().unwrap(),
+                "--anchor",
+                anchor.to_str().unwrap(),
+                "--out",
+                report.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let o = with_anchor(sha);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let report_md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(report_md.contains("## Beside llama.cpp on this machine"), "{report_md}");
+    assert!(
+        report_md.contains(&format!("| 2 | prefill {prefill_tokens} tokens | 1234 ± 5.0 |")),
+        "{report_md}"
+    );
+    assert!(report_md.contains("| 2 | decode (llama.cpp tg128) | 432 ± 3.0 |"), "{report_md}");
+    assert!(!report_md.contains("| 99.0 ±"), "the 1-thread run does not match a 2-thread result");
+    assert!(report.join("llama-cpp.md").is_file());
+    let o = with_anchor(&"0".repeat(64));
+    assert_eq!(code(&o), 3, "another model's anchor is refused");
+    assert!(stderr(&o).contains("--anchor") && stderr(&o).contains(sha.as_str()), "{}", stderr(&o));
 }
 
 /// `--model` with a missing, corrupt or non-llama file: exit 3, the path named, no panic.

@@ -202,6 +202,7 @@ pub fn report_markdown(
     results: &[ResultFile],
     primary: usize,
     charts: &[(String, String, Option<String>)],
+    anchor: Option<&str>,
 ) -> String {
     let r = &results[primary];
     let mut md = String::new();
@@ -272,6 +273,17 @@ pub fn report_markdown(
         md.push('\n');
     }
     md.push_str(&end_to_end_section(r));
+    // further results with end-to-end cases (e.g. the same compare at other thread counts)
+    for (i, other) in results.iter().enumerate() {
+        let has_e2e = other.comparisons.iter().any(|c| c.kind == CaseKind::EndToEnd);
+        if i != primary && has_e2e {
+            let title = format!("## End to end, {} thread(s)\n", other.threads);
+            md.push_str(&end_to_end_section(other).replacen("## End to end\n", &title, 1));
+        }
+    }
+    if let Some(a) = anchor {
+        md.push_str(a);
+    }
     md.push_str("## Charts\n\n");
     for (title, file, note) in charts {
         match note {

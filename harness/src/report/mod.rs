@@ -1,5 +1,6 @@
 //! Everything that renders results: console tables, markdown, JSON exports, charts.
 
+pub mod anchor;
 pub mod charts;
 pub mod console;
 pub mod export;
@@ -13,11 +14,17 @@ use crate::error::HarnessError;
 
 /// Writes `DIR/report.md` and its charts from `results`; the first file comparing several
 /// stages is the primary one (tables, speedups, roofline); sweep charts come from any file.
-/// Returns every path written.
-pub fn write_report(results: &[ResultFile], dir: &Path) -> Result<Vec<PathBuf>, HarnessError> {
+/// With an `anchor` (llama.cpp measured here), the end-to-end figures are quoted beside its
+/// own and its tables are copied to `DIR/llama-cpp.md`. Returns every path written.
+pub fn write_report(
+    results: &[ResultFile],
+    dir: &Path,
+    anchor: Option<&anchor::Anchor>,
+) -> Result<Vec<PathBuf>, HarnessError> {
     if results.is_empty() {
         return Err(HarnessError::Usage("report needs at least one result file".into()));
     }
+    let anchor_md = anchor.map(|a| anchor::section(a, results)).transpose()?;
     let primary = results.iter().position(|r| r.stages.len() > 1).unwrap_or(0);
     let r = &results[primary];
     let mut written = Vec::new();
@@ -75,7 +82,12 @@ pub fn write_report(results: &[ResultFile], dir: &Path) -> Result<Vec<PathBuf>, 
             Some("no sweep cases in the inputs (measure them with `--cases sweep`)".into()),
         ));
     }
-    let md = markdown::report_markdown(results, primary, &charts);
+    if let Some(tables) = anchor.and_then(|a| a.tables.as_deref()) {
+        let path = dir.join("llama-cpp.md");
+        write_atomic(&path, tables.as_bytes())?;
+        written.push(path);
+    }
+    let md = markdown::report_markdown(results, primary, &charts, anchor_md.as_deref());
     let md_path = dir.join("report.md");
     write_atomic(&md_path, md.as_bytes())?;
     written.push(md_path);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use gllm_bench::baseline::{self, CaseKind, GitInfo, ResultFile, Settings, VerificationStatus};
 use gllm_bench::cases::{self, CacheSelect, CaseSelect, CaseSpec};
-use gllm_bench::e2e::{self, E2eSettings, EndToEndCase, ModelSource, SyntheticModel};
+use gllm_bench::e2e::{self, E2eSettings, EndToEndCase, ModelSource, Phase, SyntheticModel};
 use gllm_bench::error::HarnessError;
 use gllm_bench::machine::{self, Fingerprint};
 use gllm_bench::measure::{timer_resolution, MeasureConfig};
@@ -65,21 +65,24 @@ fn summaries() -> BTreeMap<String, String> {
     stage::builtin().into_iter().map(|s| (s.name, s.summary)).collect()
 }
 
-/// Whether `--filter` keeps the end-to-end cases of model `name` (matched against
-/// `e2e_prefill(model=NAME,threads=N)` and `e2e_prefill(stage=S,model=NAME,threads=N)`, and
-/// the same for `e2e_decode`).
+/// Whether `--filter` keeps any end-to-end case of model `name` (matched against the group
+/// ids, e.g. `e2e_prefill(model=NAME,threads=N)`, and against
+/// `e2e_prefill(stage=S,model=NAME,threads=N)` per stage, the same for `e2e_decode`).
 fn e2e_selected(
     filter: Option<&Regex>,
     name: &str,
-    threads: u32,
+    m: &MeasureArgs,
     stages: &[ResolvedStage],
 ) -> bool {
     let Some(re) = filter else { return true };
-    ["e2e_prefill", "e2e_decode"].iter().any(|op| {
-        re.is_match(&format!("{op}(model={name},threads={threads})"))
-            || stages.iter().any(|s| {
-                re.is_match(&format!("{op}(stage={},model={name},threads={threads})", s.name))
-            })
+    let threads = m.threads as usize;
+    let prefills = m.prefill_tokens.iter().map(|&t| (Phase::Prefill, t));
+    prefills.chain([(Phase::Decode, 0)]).any(|(phase, tokens)| {
+        let group = e2e::group_id(phase, name, tokens, threads);
+        re.is_match(&group)
+            || stages
+                .iter()
+                .any(|s| re.is_match(&group.replacen('(', &format!("(stage={},", s.name), 1)))
     })
 }
 
@@ -99,20 +102,19 @@ fn e2e_cases(
         (None, SyntheticModel::Smollm2) => "synthetic-smollm2".into(),
         (None, SyntheticModel::Tiny) => "synthetic-tiny".into(),
     };
-    if !e2e_selected(filter, &name, m.threads, stages) {
+    if !e2e_selected(filter, &name, m, stages) {
         return Ok(Vec::new());
     }
     let source = match source {
         Some(s) => s,
         None => ModelSource::synthetic(m.synthetic, &e2e::model_cache_dir())?,
     };
-    // Each of the pair is kept only if the filter selects it (`--filter e2e_decode`).
-    Ok(EndToEndCase::pair(std::sync::Arc::new(source), m.threads as usize)
+    // Each case is kept only if the filter selects it (`--filter e2e_decode`).
+    Ok(EndToEndCase::cases(std::sync::Arc::new(source), m.threads as usize, &m.prefill_tokens)
         .into_iter()
         .filter(|c| {
-            let op = c.phase.op();
             filter.is_none_or(|re| {
-                re.is_match(&format!("{op}(model={name},threads={})", m.threads))
+                re.is_match(&c.group_id())
                     || stages.iter().any(|s| re.is_match(&c.id(&s.name, c.tokens)))
             })
         })
@@ -648,6 +650,7 @@ pub fn export(ctx: &Context, format: ExportFormat, input: Option<&Path>, out: &P
                 model: None,
                 synthetic: gllm_bench::e2e::SyntheticModel::Smollm2,
                 e2e_budget: None,
+                prefill_tokens: vec![e2e::DEFAULT_PREFILL_TOKENS],
                 time_budget: None,
                 remeasure_machine: false,
             };

@@ -175,6 +175,21 @@ impl Phase {
     }
 }
 
+/// Prompt tokens of the default prefill case; other lengths name their token count in the
+/// case group id (`e2e_prefill(model=M,tokens=512,threads=1)`), this one keeps the plain id.
+pub const DEFAULT_PREFILL_TOKENS: usize = 64;
+
+/// The id of an end-to-end case group: `op(model=NAME[,tokens=N],threads=T)`, with `tokens`
+/// for a prefill of other than [`DEFAULT_PREFILL_TOKENS`] tokens.
+pub fn group_id(phase: Phase, model: &str, prefill_tokens: usize, threads: usize) -> String {
+    match phase {
+        Phase::Prefill if prefill_tokens != DEFAULT_PREFILL_TOKENS => {
+            format!("{}(model={model},tokens={prefill_tokens},threads={threads})", phase.op())
+        }
+        _ => format!("{}(model={model},threads={threads})", phase.op()),
+    }
+}
+
 /// One end-to-end case: a phase on the model with default token counts.
 #[derive(Clone)]
 pub struct EndToEndCase {
@@ -188,25 +203,39 @@ pub struct EndToEndCase {
 }
 
 impl EndToEndCase {
-    /// The prefill and decode cases (64 prompt tokens; 32 decode steps after 8).
-    pub fn pair(source: Arc<ModelSource>, threads: usize) -> Vec<EndToEndCase> {
+    /// A prefill case per length of `prefill_tokens` (each at most the model's context),
+    /// then the decode case (32 decode steps after 8 prompt tokens).
+    pub fn cases(
+        source: Arc<ModelSource>,
+        threads: usize,
+        prefill_tokens: &[usize],
+    ) -> Vec<EndToEndCase> {
         let cap = source.config.context_length;
-        vec![
-            EndToEndCase {
+        let mut lengths: Vec<usize> = prefill_tokens.iter().map(|&t| t.clamp(1, cap)).collect();
+        lengths.dedup();
+        let mut v: Vec<EndToEndCase> = lengths
+            .into_iter()
+            .map(|tokens| EndToEndCase {
                 phase: Phase::Prefill,
                 source: source.clone(),
-                tokens: 64.min(cap),
+                tokens,
                 prompt: 0,
                 threads,
-            },
-            EndToEndCase {
-                phase: Phase::Decode,
-                source,
-                tokens: 32.min(cap.saturating_sub(8).max(1)),
-                prompt: 8.min(cap.saturating_sub(1)),
-                threads,
-            },
-        ]
+            })
+            .collect();
+        v.push(EndToEndCase {
+            phase: Phase::Decode,
+            source,
+            tokens: 32.min(cap.saturating_sub(8).max(1)),
+            prompt: 8.min(cap.saturating_sub(1)),
+            threads,
+        });
+        v
+    }
+
+    /// The default cases: a prefill of [`DEFAULT_PREFILL_TOKENS`] tokens and the decode.
+    pub fn pair(source: Arc<ModelSource>, threads: usize) -> Vec<EndToEndCase> {
+        Self::cases(source, threads, &[DEFAULT_PREFILL_TOKENS])
     }
 
     pub fn shape(&self, tokens: usize) -> String {
@@ -226,7 +255,7 @@ impl EndToEndCase {
     }
 
     pub fn group_id(&self) -> String {
-        format!("{}(model={},threads={})", self.phase.op(), self.source.record.name, self.threads)
+        group_id(self.phase, &self.source.record.name, self.tokens, self.threads)
     }
 
     pub fn dims(&self, tokens: usize) -> Vec<(String, u64)> {
@@ -578,5 +607,20 @@ pub fn model_cache_dir() -> PathBuf {
     match workspace {
         Some(w) if w.join("Cargo.toml").is_file() => w.join("target").join("gllm-bench"),
         _ => PathBuf::from("target").join("gllm-bench"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_non_default_prefill_lengths_name_their_tokens_in_the_group_id() {
+        assert_eq!(group_id(Phase::Prefill, "m", 64, 1), "e2e_prefill(model=m,threads=1)");
+        assert_eq!(
+            group_id(Phase::Prefill, "m", 512, 2),
+            "e2e_prefill(model=m,tokens=512,threads=2)"
+        );
+        assert_eq!(group_id(Phase::Decode, "m", 512, 1), "e2e_decode(model=m,threads=1)");
     }
 }

@@ -61,6 +61,11 @@ pub struct MeasureArgs {
     /// default 30, 6 with --quick). Slow stages get fewer tokens to fit (see README).
     #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]
     pub e2e_budget: Option<f64>,
+    /// Prompt lengths of the end-to-end prefill cases, comma-separated (e.g. `64,512`); each is
+    /// one case (lengths other than 64 carry `tokens=N` in their id).
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "64",
+          value_parser = parse_tokens)]
+    pub prefill_tokens: Vec<usize>,
     /// Seconds of measurement rounds for all cases together (default 120, 20 with --quick):
     /// each case group gets min(1 s (0.15 s quick), budget / groups), and at least 50 ms.
     #[arg(long, value_name = "SECONDS", value_parser = parse_budget)]
@@ -278,6 +283,13 @@ fn parse_budget(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
+}
+
+fn parse_tokens(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(v) if (1..=65536).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a token count in 1..=65536")),
     }
 }
 

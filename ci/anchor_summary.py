@@ -6,6 +6,7 @@ Usage: anchor_summary.py DIR   (DIR holds build.txt and llama-bench.json and/or 
 """
 import json
 import os
+import re
 import sqlite3
 import sys
 
@@ -29,19 +30,50 @@ def bench_table(path):
     return out
 
 
+def parse_params(params):
+    """`name=X,type=T,ne=[..],op_params=[..],sources=T[..]nb[..],T[..]` -> (name, ne, sources)."""
+    name = re.search(r"name=([^,]*)", params)
+    ne = re.search(r"(?:^|,)ne=\[([0-9,]+)\]", params)
+    srcs = re.findall(r"(\w+)\[([0-9,]+)\](?:nb\[[0-9,]+\])?", params.split("sources=", 1)[-1])
+    dims = lambda t: [int(x) for x in t.split(",")]
+    return (
+        name.group(1) if name else "",
+        dims(ne.group(1)) if ne else [],
+        [(t, dims(d)) for t, d in srcs],
+    )
+
+
+def shape(t, d):
+    while len(d) > 2 and d[-1] == 1:
+        d = d[:-1]
+    return f"{t}[{'x'.join(map(str, d))}]"
+
+
 def ops_table(path):
     db = sqlite3.connect(":memory:")
     with open(path) as f:
         db.executescript(f.read())
     rows = db.execute(
-        "SELECT op_name, op_params, time_us, flops, bandwidth_gb_s, n_runs FROM test_backend_ops "
-        "WHERE test_mode = 'perf' AND supported = 1 ORDER BY op_name, time_us DESC"
+        "SELECT op_name, op_params, time_us, bandwidth_gb_s, n_runs FROM test_backend_ops "
+        "WHERE test_mode = 'perf' AND supported = 1"
     ).fetchall()
-    out = ["| op | params | µs | GFLOP/s | GB/s | runs |", "|---|---|---:|---:|---:|---:|"]
-    for op, params, us, flops, bw, n in rows:
-        gflops = f"{flops / 1e9:.1f}" if flops else ""
-        gbs = f"{bw:.1f}" if bw else ""
-        out.append(f"| {op} | `{params}` | {us:.2f} | {gflops} | {gbs} | {n} |")
+    out_rows = []
+    for op, params, us, bw, n in rows:
+        name, ne, srcs = parse_params(params)
+        # one token (decode) or the batch: the token count is a dimension of the output,
+        # except for the KV-cache writes, whose output is the cache (look at the rows written)
+        probe = srcs[0][1] if op == "SET_ROWS" and srcs else ne
+        phase = "decode" if 512 not in probe else "prefill 512"
+        rate = f"{bw:.1f} GB/s" if bw else ""
+        if op == "MUL_MAT" and len(ne) >= 2 and srcs:
+            flops = 2.0 * ne[0] * ne[1] * srcs[0][1][0]
+            rate = f"{flops / us / 1e3:.1f} GFLOP/s"
+        inputs = ", ".join(shape(t, d) for t, d in srcs)
+        out_rows.append((phase, op, name, inputs, us, rate, n))
+    out_rows.sort(key=lambda r: (r[0], r[1], -r[4]))
+    out = ["| phase | op | tensor | inputs | µs | rate | runs |", "|---|---|---|---|---:|---:|---:|"]
+    for phase, op, name, inputs, us, rate, n in out_rows:
+        out.append(f"| {phase} | {op} | `{name}` | `{inputs}` | {us:.2f} | {rate} | {n} |")
     return out
 
 
@@ -61,7 +93,10 @@ def main():
             "",
             "## The model's ops (test-backend-ops perf, CPU backend, 1 thread)",
             "",
-            "Every distinct op of the prefill (512 tokens) and decode graphs, at the model's shapes.",
+            "Every distinct op of the prefill (512 tokens) and decode (512 positions) graphs, at the "
+            "model's shapes; the prefill's vocabulary projection of all 512 tokens is left out "
+            "(a prompt needs the last token's logits only). ggml's CPU backend here runs the f32 "
+            "MUL_MAT of one token as a GEMV and quantizes the activations inside MUL_MAT.",
             "",
         ] + ops_table(ops)
     print("\n".join(lines))

@@ -364,10 +364,11 @@ const GGML_KEYS: usize = 32;
 #[cfg(target_arch = "x86_64")]
 const GGML_ROWS: usize = 12;
 
-/// ggml's f16 dot of the K row at `kp` and a query (see [`dot_f16_scalar`]), `head_dim` = 64·C.
+/// ggml's f16 dot of the K row at `kp` and a query (see [`dot_f16_scalar`]), `head_dim` = 64·C,
+/// up to the last tree sum: its 16 lanes folded to 8 ([`tree_sum`] finishes it).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn dot_f16_avx2<const C: usize>(kp: *const f32, qh: &[[__m256; 8]; C]) -> f32 {
+unsafe fn dot_f16_lanes<const C: usize>(kp: *const f32, qh: &[[__m256; 8]; C]) -> __m256 {
     // 16-lane accumulator a_j = registers (2j, 2j + 1) of 8 lanes
     let mut a = [_mm256_setzero_ps(); 8];
     for (c, qc) in qh.iter().enumerate() {
@@ -378,7 +379,28 @@ unsafe fn dot_f16_avx2<const C: usize>(kp: *const f32, qh: &[[__m256; 8]; C]) ->
     // a0 += a2, a1 += a3, a0 += a1 (lower and upper 8 lanes alike)
     let lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
     let hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
-    tree_sum(_mm256_add_ps(hi, lo))
+    _mm256_add_ps(hi, lo)
+}
+
+/// [`tree_sum`] of eight vectors at once, lane `i` of the result the sum of `t[i]`: the same
+/// additions, transposed so that each instruction does them for several vectors.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn tree_sum8(t: &[__m256; 8]) -> __m256 {
+    // u = hi + lo: [u(t_k) | u(t_{k+4})]
+    let u: [__m256; 4] = std::array::from_fn(|k| {
+        let lo = _mm256_permute2f128_ps::<0x20>(t[k], t[k + 4]);
+        _mm256_add_ps(_mm256_permute2f128_ps::<0x31>(t[k], t[k + 4]), lo)
+    });
+    // w = (u0 + u2, u1 + u3): [w(t_k), w(t_{k+1}) | w(t_{k+4}), w(t_{k+5})] for k = 0, 2
+    let w: [__m256; 2] = std::array::from_fn(|h| {
+        let (a, b) = (u[2 * h], u[2 * h + 1]);
+        let low = _mm256_shuffle_ps::<0b01_00_01_00>(a, b);
+        _mm256_add_ps(low, _mm256_shuffle_ps::<0b11_10_11_10>(a, b))
+    });
+    // w0 + w1, in order t0..t3 | t4..t7
+    let w0 = _mm256_shuffle_ps::<0b10_00_10_00>(w[0], w[1]);
+    _mm256_add_ps(w0, _mm256_shuffle_ps::<0b11_01_11_01>(w[0], w[1]))
 }
 
 /// Per-row state of a tile of [`attention_ggml_avx2`]: the f16 query, the f16 accumulator,
@@ -414,7 +436,9 @@ unsafe fn attention_ggml_avx2<const C: usize>(
     let zero = [[_mm256_setzero_ps(); 8]; C];
     let fresh = GgmlRow { q: zero, acc: zero, online: Online { max: f32::NEG_INFINITY, sum: 0.0 } };
     let mut rows = vec![fresh; positions * group];
-    let mut steps = [(None, 0.0f32); GGML_KEYS];
+    let scalev = _mm256_set1_ps(scale);
+    let (mut scores, mut rescale, mut weight) =
+        ([0.0f32; GGML_KEYS], [1.0f32; GGML_KEYS], [0.0f32; GGML_KEYS]);
     for g in 0..n_kv_heads {
         let (kg, vg) = (k.as_ptr().add(g * capacity * d), v.as_ptr().add(g * capacity * d));
         for i0 in (0..m).step_by(positions) {
@@ -438,21 +462,38 @@ unsafe fn attention_ggml_avx2<const C: usize>(
                     if visible <= j0 {
                         continue;
                     }
-                    let steps = &mut steps[..GGML_KEYS.min(visible - j0)];
-                    for (j, st) in steps.iter_mut().enumerate() {
-                        let score = dot_f16_avx2(kg.add((j0 + j) * d), &row.q) * scale;
-                        *st = row.online.step(score);
+                    let n = GGML_KEYS.min(visible - j0);
+                    let kp = |j: usize| kg.add((j0 + j) * d);
+                    // scores, eight keys at a time, then the rest one by one
+                    let mut j = 0;
+                    while j + 8 <= n {
+                        let t = std::array::from_fn(|u| dot_f16_lanes(kp(j + u), &row.q));
+                        _mm256_storeu_ps(
+                            scores[j..].as_mut_ptr(),
+                            _mm256_mul_ps(tree_sum8(&t), scalev),
+                        );
+                        j += 8;
                     }
+                    for (j, sc) in scores[..n].iter_mut().enumerate().skip(j) {
+                        *sc = tree_sum(dot_f16_lanes(kp(j), &row.q)) * scale;
+                    }
+                    // softmax steps; a rescale by 1 would leave the f16 accumulator as it is
+                    let mut online = row.online;
+                    for j in 0..n {
+                        let (m, w) = online.step(scores[j]);
+                        (rescale[j], weight[j]) = (m.unwrap_or(1.0), w);
+                    }
+                    row.online = online;
                     let mut acc = row.acc;
-                    for (j, &(ms, vs)) in steps.iter().enumerate() {
-                        if let Some(ms) = ms {
-                            let msv = _mm256_set1_ps(ms);
+                    for j in 0..n {
+                        if rescale[j] != 1.0 {
+                            let msv = _mm256_set1_ps(rescale[j]);
                             acc.iter_mut().flatten().for_each(|a| {
                                 *a = round_f16_ps(_mm256_mul_ps(*a, msv));
                             });
                         }
                         let vp = vg.add((j0 + j) * d);
-                        let vsv = _mm256_set1_ps(vs);
+                        let vsv = _mm256_set1_ps(weight[j]);
                         for (c, ac) in acc.iter_mut().enumerate() {
                             for (e, a) in ac.iter_mut().enumerate() {
                                 let x = _mm256_loadu_ps(vp.add(64 * c + 8 * e));

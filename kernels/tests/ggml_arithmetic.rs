@@ -102,6 +102,58 @@ fn attention_vector_form_gives_the_scalar_bits_and_is_attention() {
     }
 }
 
+/// `attention_ggml` against `attention_ggml_scalar`, bit for bit, on K and V of `f16_values`
+/// whose rows are scaled by `key_scale(j)` (so the scores can rise with the key, and the
+/// running maximum with them).
+fn check_attention_bits(r: &mut impl Rng, s: AttentionShape, key_scale: impl Fn(usize) -> f32) {
+    let AttentionShape { m, capacity, n_heads, n_kv_heads, head_dim: d, .. } = s;
+    let q: Vec<f32> = (0..m * n_heads * d).map(|_| r.gen_range(-2.0f32..2.0)).collect();
+    let mut k = f16_values(r, n_kv_heads * capacity * d, 1.0);
+    for (e, x) in k.iter_mut().enumerate() {
+        *x = f16::f16_to_f32(f16::f32_to_f16(*x * key_scale(e / d % capacity)));
+    }
+    let v = f16_values(r, n_kv_heads * capacity * d, 2.0);
+    let (mut fast, mut spec) = (vec![f32::NAN; q.len()], vec![0.0; q.len()]);
+    attention_ggml(&mut fast, &q, &k, &v, s);
+    attention_ggml_scalar(&mut spec, &q, &k, &v, s);
+    for i in 0..q.len() {
+        assert_eq!(fast[i].to_bits(), spec[i].to_bits(), "{s:?} value {i}");
+    }
+}
+
+#[test]
+fn attention_tiles_give_the_scalar_bits_at_every_batch_shape() {
+    let mut r = rng(12);
+    // (m, pos0, n_heads, n_kv_heads, head_dim): single queries and batches smaller and larger
+    // than a tile, odd cache lengths, a filled cache before the batch, groups of 1 and 3
+    let shapes = [
+        (1, 0, 9, 3, 64),
+        (1, 511, 9, 3, 64),
+        (2, 0, 9, 3, 64),
+        (3, 30, 9, 3, 64),
+        (5, 0, 9, 3, 64),
+        (5, 28, 4, 4, 64),
+        (8, 57, 9, 3, 64),
+        (64, 0, 9, 3, 64),
+        (64, 33, 9, 3, 64),
+        (37, 0, 3, 3, 64),
+        (13, 70, 2, 1, 64),
+        (7, 40, 6, 2, 128),
+        (3, 0, 8, 8, 8),
+    ];
+    for (m, pos0, n_heads, n_kv_heads, head_dim) in shapes {
+        let kv_len = pos0 + m;
+        for capacity in [kv_len, kv_len + 5] {
+            let s = AttentionShape { m, kv_len, capacity, n_heads, n_kv_heads, head_dim };
+            check_attention_bits(&mut r, s, |_| 1.0);
+            // scores that grow with the key: the maximum rises again and again
+            check_attention_bits(&mut r, s, |j| 0.25 + 4.0 * j as f32 / kv_len as f32);
+            // a maximum that rises late, after many keys have accumulated
+            check_attention_bits(&mut r, s, |j| if 3 * j >= 2 * kv_len { 6.0 } else { 0.5 });
+        }
+    }
+}
+
 #[test]
 fn ggml_rope_angles_follow_the_f32_recurrence() {
     let (base, dims) = (100_000.0f32, 64);

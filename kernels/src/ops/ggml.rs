@@ -257,6 +257,7 @@ fn dot_f16_scalar(k: &[f32], q: &[f32]) -> f32 {
 }
 
 /// Online-softmax state of one query row.
+#[derive(Clone, Copy)]
 struct Online {
     max: f32,
     sum: f32,
@@ -317,16 +318,22 @@ pub fn attention_ggml_scalar(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s
 
 /// ggml's flash attention over an f16-valued KV cache (see the module docs); same layout and
 /// shapes as [`super::attention::attention_naive`]. K and V must hold f16-representable
-/// values. With AVX2/FMA/F16C and `head_dim` a multiple of 64 it runs vectorized, otherwise
+/// values. With AVX2/FMA/F16C and `head_dim` 64 or 128 it runs vectorized, otherwise
 /// [`attention_ggml_scalar`]; both give the same bits.
 pub fn attention_ggml(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
     #[cfg(target_arch = "x86_64")]
     {
         let cpu = crate::cpu::detected();
-        if cpu.has_avx2_fma() && cpu.f16c && s.head_dim % 64 == 0 && s.head_dim > 0 {
+        if cpu.has_avx2_fma() && cpu.f16c && matches!(s.head_dim, 64 | 128) {
             check_shape(out, q, k, v, s);
-            // SAFETY: AVX2/FMA/F16C present; shapes checked, head_dim a multiple of 64.
-            return unsafe { attention_ggml_avx2(out, q, k, v, s) };
+            // SAFETY: AVX2/FMA/F16C present; shapes checked, head_dim = 64·C.
+            return unsafe {
+                if s.head_dim == 64 {
+                    attention_ggml_avx2::<1>(out, q, k, v, s)
+                } else {
+                    attention_ggml_avx2::<2>(out, q, k, v, s)
+                }
+            };
         }
     }
     attention_ggml_scalar(out, q, k, v, s)
@@ -348,54 +355,165 @@ unsafe fn tree_sum(t: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)))
 }
 
+/// Keys per block of [`attention_ggml_avx2`]: a block of K and of V (32 × 64 × 4 B = 8 KiB
+/// each at `head_dim` 64) stays in L1 while every row of the tile goes through it.
+#[cfg(target_arch = "x86_64")]
+const GGML_KEYS: usize = 32;
+
+/// Query rows per tile of [`attention_ggml_avx2`] (at most; whole KV groups of heads).
+#[cfg(target_arch = "x86_64")]
+const GGML_ROWS: usize = 12;
+
+/// ggml's f16 dot of the K row at `kp` and a query (see [`dot_f16_scalar`]), `head_dim` = 64·C,
+/// up to the last tree sum: its 16 lanes folded to 8 ([`tree_sum`] finishes it).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_f16_lanes<const C: usize>(kp: *const f32, qh: &[[__m256; 8]; C]) -> __m256 {
+    // 16-lane accumulator a_j = registers (2j, 2j + 1) of 8 lanes
+    let mut a = [_mm256_setzero_ps(); 8];
+    for (c, qc) in qh.iter().enumerate() {
+        for (r, ar) in a.iter_mut().enumerate() {
+            *ar = _mm256_fmadd_ps(_mm256_loadu_ps(kp.add(64 * c + 8 * r)), qc[r], *ar);
+        }
+    }
+    // a0 += a2, a1 += a3, a0 += a1 (lower and upper 8 lanes alike)
+    let lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
+    let hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
+    _mm256_add_ps(hi, lo)
+}
+
+/// [`tree_sum`] of eight vectors at once, lane `i` of the result the sum of `t[i]`: the same
+/// additions, transposed so that each instruction does them for several vectors.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn tree_sum8(t: &[__m256; 8]) -> __m256 {
+    // u = hi + lo: [u(t_k) | u(t_{k+4})]
+    let u: [__m256; 4] = std::array::from_fn(|k| {
+        let lo = _mm256_permute2f128_ps::<0x20>(t[k], t[k + 4]);
+        _mm256_add_ps(_mm256_permute2f128_ps::<0x31>(t[k], t[k + 4]), lo)
+    });
+    // w = (u0 + u2, u1 + u3): [w(t_k), w(t_{k+1}) | w(t_{k+4}), w(t_{k+5})] for k = 0, 2
+    let w: [__m256; 2] = std::array::from_fn(|h| {
+        let (a, b) = (u[2 * h], u[2 * h + 1]);
+        let low = _mm256_shuffle_ps::<0b01_00_01_00>(a, b);
+        _mm256_add_ps(low, _mm256_shuffle_ps::<0b11_10_11_10>(a, b))
+    });
+    // w0 + w1, in order t0..t3 | t4..t7
+    let w0 = _mm256_shuffle_ps::<0b10_00_10_00>(w[0], w[1]);
+    _mm256_add_ps(w0, _mm256_shuffle_ps::<0b11_01_11_01>(w[0], w[1]))
+}
+
+/// Per-row state of a tile of [`attention_ggml_avx2`]: the f16 query, the f16 accumulator,
+/// the online softmax.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct GgmlRow<const C: usize> {
+    q: [[__m256; 8]; C],
+    acc: [[__m256; 8]; C],
+    online: Online,
+}
+
+/// The vector form of [`attention_ggml_scalar`], `head_dim` = 64·C. A tile is up to
+/// [`GGML_ROWS`] rows (consecutive query positions × the query heads of one KV head) that go
+/// through the keys together, [`GGML_KEYS`] at a time: each block of K and V is read from
+/// memory once for all of them. Within a block, a row takes its scores, then its softmax
+/// steps, then its accumulator updates; every row still sees its own keys (causal: later
+/// positions see more) in order, with the scalar form's arithmetic, so the bits are the same.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attention_ggml_avx2(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
+unsafe fn attention_ggml_avx2<const C: usize>(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttentionShape,
+) {
     let AttentionShape { m, kv_len, capacity, n_heads, n_kv_heads, head_dim: d } = s;
+    debug_assert_eq!(d, 64 * C);
     let group = n_heads / n_kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
-    let chunks = d / 64;
-    let mut qh = vec![_mm256_setzero_ps(); d / 8];
-    let mut acc = vec![_mm256_setzero_ps(); d / 8];
-    for i in 0..m {
-        let visible = kv_len - m + i + 1;
-        for h in 0..n_heads {
-            let g = h / group;
-            let qp = q.as_ptr().add((i * n_heads + h) * d);
-            for (c, r) in qh.iter_mut().enumerate() {
-                *r = round_f16_ps(_mm256_loadu_ps(qp.add(8 * c)));
-            }
-            acc.iter_mut().for_each(|a| *a = _mm256_setzero_ps());
-            let mut online = Online { max: f32::NEG_INFINITY, sum: 0.0 };
-            for j in 0..visible {
-                let kp = k.as_ptr().add((g * capacity + j) * d);
-                // 16-lane accumulator a_j = registers (2j, 2j + 1) of 8 lanes
-                let mut a = [_mm256_setzero_ps(); 8];
-                for c in 0..chunks {
-                    for (r, ar) in a.iter_mut().enumerate() {
-                        let e = 64 * c + 8 * r;
-                        *ar = _mm256_fmadd_ps(_mm256_loadu_ps(kp.add(e)), qh[e / 8], *ar);
+    let positions = (GGML_ROWS / group).max(1);
+    let zero = [[_mm256_setzero_ps(); 8]; C];
+    let fresh = GgmlRow { q: zero, acc: zero, online: Online { max: f32::NEG_INFINITY, sum: 0.0 } };
+    let mut rows = vec![fresh; positions * group];
+    let scalev = _mm256_set1_ps(scale);
+    let (mut scores, mut rescale, mut weight) =
+        ([0.0f32; GGML_KEYS], [1.0f32; GGML_KEYS], [0.0f32; GGML_KEYS]);
+    for g in 0..n_kv_heads {
+        let (kg, vg) = (k.as_ptr().add(g * capacity * d), v.as_ptr().add(g * capacity * d));
+        for i0 in (0..m).step_by(positions) {
+            let np = positions.min(m - i0);
+            // row r: position i0 + r / group, head g·group + r % group
+            let tile = &mut rows[..np * group];
+            for (r, row) in tile.iter_mut().enumerate() {
+                *row = fresh;
+                let qp = q.as_ptr().add(((i0 + r / group) * n_heads + g * group + r % group) * d);
+                for (c, qc) in row.q.iter_mut().enumerate() {
+                    for (e, x) in qc.iter_mut().enumerate() {
+                        *x = round_f16_ps(_mm256_loadu_ps(qp.add(64 * c + 8 * e)));
                     }
                 }
-                // a0 += a2, a1 += a3, a0 += a1 (lower and upper 8 lanes alike)
-                let lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
-                let hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
-                let score = tree_sum(_mm256_add_ps(hi, lo)) * scale;
-                let (ms, vs) = online.step(score);
-                if let Some(ms) = ms {
-                    let msv = _mm256_set1_ps(ms);
-                    acc.iter_mut().for_each(|a| *a = round_f16_ps(_mm256_mul_ps(*a, msv)));
-                }
-                let vp = v.as_ptr().add((g * capacity + j) * d);
-                let vsv = _mm256_set1_ps(vs);
-                for (c, a) in acc.iter_mut().enumerate() {
-                    *a = round_f16_ps(_mm256_fmadd_ps(_mm256_loadu_ps(vp.add(8 * c)), vsv, *a));
+            }
+            // keys the tile's first position sees; the others see one more each
+            let first = kv_len - m + i0 + 1;
+            for j0 in (0..first + np - 1).step_by(GGML_KEYS) {
+                for (r, row) in tile.iter_mut().enumerate() {
+                    let visible = first + r / group;
+                    if visible <= j0 {
+                        continue;
+                    }
+                    let n = GGML_KEYS.min(visible - j0);
+                    let kp = |j: usize| kg.add((j0 + j) * d);
+                    // scores, eight keys at a time, then the rest one by one
+                    let mut j = 0;
+                    while j + 8 <= n {
+                        let t = std::array::from_fn(|u| dot_f16_lanes(kp(j + u), &row.q));
+                        _mm256_storeu_ps(
+                            scores[j..].as_mut_ptr(),
+                            _mm256_mul_ps(tree_sum8(&t), scalev),
+                        );
+                        j += 8;
+                    }
+                    for (j, sc) in scores[..n].iter_mut().enumerate().skip(j) {
+                        *sc = tree_sum(dot_f16_lanes(kp(j), &row.q)) * scale;
+                    }
+                    // softmax steps; a rescale by 1 would leave the f16 accumulator as it is
+                    let mut online = row.online;
+                    for j in 0..n {
+                        let (m, w) = online.step(scores[j]);
+                        (rescale[j], weight[j]) = (m.unwrap_or(1.0), w);
+                    }
+                    row.online = online;
+                    let mut acc = row.acc;
+                    for j in 0..n {
+                        if rescale[j] != 1.0 {
+                            let msv = _mm256_set1_ps(rescale[j]);
+                            acc.iter_mut().flatten().for_each(|a| {
+                                *a = round_f16_ps(_mm256_mul_ps(*a, msv));
+                            });
+                        }
+                        let vp = vg.add((j0 + j) * d);
+                        let vsv = _mm256_set1_ps(weight[j]);
+                        for (c, ac) in acc.iter_mut().enumerate() {
+                            for (e, a) in ac.iter_mut().enumerate() {
+                                let x = _mm256_loadu_ps(vp.add(64 * c + 8 * e));
+                                *a = round_f16_ps(_mm256_fmadd_ps(x, vsv, *a));
+                            }
+                        }
+                    }
+                    row.acc = acc;
                 }
             }
-            let inv = _mm256_set1_ps(if online.sum == 0.0 { 0.0 } else { 1.0 / online.sum });
-            let op = out.as_mut_ptr().add((i * n_heads + h) * d);
-            for (c, a) in acc.iter().enumerate() {
-                _mm256_storeu_ps(op.add(8 * c), _mm256_mul_ps(*a, inv));
+            for (r, row) in tile.iter().enumerate() {
+                let sum = row.online.sum;
+                let inv = _mm256_set1_ps(if sum == 0.0 { 0.0 } else { 1.0 / sum });
+                let op =
+                    out.as_mut_ptr().add(((i0 + r / group) * n_heads + g * group + r % group) * d);
+                for (c, ac) in row.acc.iter().enumerate() {
+                    for (e, a) in ac.iter().enumerate() {
+                        _mm256_storeu_ps(op.add(64 * c + 8 * e), _mm256_mul_ps(*a, inv));
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,71 @@
+//! Times `ops::ggml::attention_ggml` (llama.cpp's attention over an f16 cache, the one the
+//! quantized stage runs) at SmolLM2-135M's shapes on one thread: a prefill batch of `m`
+//! queries over `m` keys, and decode (one query) over 512 cached positions. Prints the best
+//! and median of 15 batches, in wall time and in this thread's on-CPU time (which leaves out
+//! the time a shared machine kept the thread waiting). Build two versions and run them
+//! alternately to compare them.
+//!
+//! `cargo run --release -p gllm-kernels --example attention_ggml_speed [m ...]` (default 64 512)
+
+use std::time::Instant;
+
+use gllm_kernels::ops::attention::AttentionShape;
+use gllm_kernels::ops::ggml::attention_ggml;
+use gllm_kernels::quant::f16;
+use gllm_kernels::registry::rng;
+use rand::Rng;
+
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+
+fn time(label: &str, s: AttentionShape) {
+    let mut r = rng(7);
+    let (qn, cn) = (s.m * s.n_heads * s.head_dim, s.n_kv_heads * s.capacity * s.head_dim);
+    let mut f16s = |n: usize| -> Vec<f32> {
+        (0..n).map(|_| f16::f16_to_f32(f16::f32_to_f16(r.gen_range(-2.0f32..2.0)))).collect()
+    };
+    let (q, k, v) = (f16s(qn), f16s(cn), f16s(cn));
+    let mut out = vec![0.0f32; qn];
+    // calls per batch: about 20 ms of work at 24 ns per (query head, key)
+    let pairs = s.n_heads * (0..s.m).map(|i| s.kv_len - s.m + i + 1).sum::<usize>();
+    let reps = (20_000_000 / (24 * pairs)).max(1);
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let (t, c) =
+            (Instant::now(), cpu_clock::on_cpu_ns().expect("the thread CPU clock (Linux)"));
+        for _ in 0..reps {
+            attention_ggml(&mut out, &q, &k, &v, s);
+        }
+        wall.push(t.elapsed().as_secs_f64() * 1e6 / reps as f64);
+        cpu.push(
+            (cpu_clock::on_cpu_ns().expect("the thread CPU clock (Linux)") - c) as f64 * 1e-3
+                / reps as f64,
+        );
+    }
+    let stats = |x: &mut Vec<f64>| {
+        x.sort_by(f64::total_cmp);
+        (x[0], x[x.len() / 2])
+    };
+    let ((wb, wm), (cb, cm)) = (stats(&mut wall), stats(&mut cpu));
+    println!(
+        "{label:<24} wall {wb:>10.1} / {wm:>10.1} µs   on-CPU {cb:>10.1} / {cm:>10.1} µs   \
+         ({:.1} ns per (query head, key), on-CPU best)",
+        cb * 1e3 / pairs as f64
+    );
+}
+
+fn main() {
+    let ms: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("m")).collect();
+    let shape = |m, kv_len| AttentionShape {
+        m,
+        kv_len,
+        capacity: kv_len.max(2),
+        n_heads: 9,
+        n_kv_heads: 3,
+        head_dim: 64,
+    };
+    for m in if ms.is_empty() { vec![64, 512] } else { ms } {
+        time(&format!("prefill m = kv = {m}"), shape(m, m));
+    }
+    time("decode kv = 512", shape(1, 512));
+}

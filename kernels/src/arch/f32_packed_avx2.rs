@@ -17,9 +17,9 @@ const TILE_ROWS: usize = 6;
 /// Longest k slice of the GEMM: the panel's slice (16 KiB) and a tile's 6 x rows (6 KiB)
 /// stay in L1 while the tile runs.
 const KC_MAX: usize = 256;
-/// x rows per block of the GEMM: the block's k slice (≤ 144 KiB) stays in L2 while every
-/// panel passes over it.
-const MC: usize = 144;
+/// Bytes of x per block of rows of the GEMM: the block stays in L2 (512 KiB on Zen 3) while
+/// every panel passes over it.
+const X_BLOCK_BYTES: usize = 192 << 10;
 /// Panels the GEMV reads side by side: 8 independent FMA chains hide the FMA latency, and
 /// the 4 panels are 4 sequential streams for the prefetchers.
 const GEMV_PANELS: usize = 4;
@@ -100,9 +100,10 @@ unsafe fn tile<const MR: usize>(
     }
 }
 
-/// `y = x·Wᵀ (+ bias)` for `m ≥ 1` rows of x: for each k slice (≤ [`KC_MAX`], equal
-/// slices), each block of ≤ [`MC`] x rows, each panel, every group of [`TILE_ROWS`] rows
-/// makes a tile (fewer rows at the block's end).
+/// `y = x·Wᵀ (+ bias)` for `m ≥ 1` rows of x: for each block of x rows (≤
+/// [`X_BLOCK_BYTES`], in L2), each panel, each k slice (≤ [`KC_MAX`], equal slices; in L1),
+/// every group of [`TILE_ROWS`] rows makes a tile (fewer rows at the block's end). Within a
+/// block, W is read in memory order: panel after panel, each slice after the one before.
 ///
 /// # Safety
 /// AVX2 and FMA must be available; `x` holds `m·k` values, `w` the `⌈n/16⌉` packed panels
@@ -117,18 +118,18 @@ pub unsafe fn gemm(
 ) {
     let slices = k.div_ceil(KC_MAX);
     let kc_step = k.div_ceil(slices);
-    let panels = n.div_ceil(PANEL);
-    let mut k0 = 0;
-    while k0 < k {
-        let kc = kc_step.min(k - k0);
-        let pass = (k0 == 0, k0 + kc == k);
-        for i_block in (0..m).step_by(MC) {
-            let block_end = (i_block + MC).min(m);
-            for p in 0..panels {
-                let j0 = p * PANEL;
-                let nr = PANEL.min(n - j0);
+    let block_rows = (X_BLOCK_BYTES / (4 * k) / TILE_ROWS).max(1) * TILE_ROWS;
+    for i_block in (0..m).step_by(block_rows) {
+        let block_end = (i_block + block_rows).min(m);
+        for p in 0..n.div_ceil(PANEL) {
+            let j0 = p * PANEL;
+            let nr = PANEL.min(n - j0);
+            let b = bias.map(|b| b.add(j0));
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = kc_step.min(k - k0);
+                let pass = (k0 == 0, k0 + kc == k);
                 let panel = w.add((p * k + k0) * PANEL);
-                let b = bias.map(|b| b.add(j0));
                 let mut i0 = i_block;
                 while i0 < block_end {
                     let rows = TILE_ROWS.min(block_end - i0);
@@ -144,9 +145,9 @@ pub unsafe fn gemm(
                     }
                     i0 += rows;
                 }
+                k0 += kc;
             }
         }
-        k0 += kc;
     }
 }
 

@@ -99,8 +99,10 @@ fn kernel_sets_follow_the_stages() {
     let fastest_linear = if gllm_kernels::cpu::detected().has_avx2_fma() { "avx2" } else { "simd" };
     assert_eq!(simd.variant_of("linear"), Some(fastest_linear));
     assert_eq!(simd.variant_of("attention"), Some("naive"));
+    let packed_linear = if fastest_linear == "avx2" { "avx2" } else { "naive" };
+    assert_eq!(simd.variant_of("linear_packed"), Some(packed_linear));
     for (op, v) in simd.names {
-        if op != "linear" && op != "attention" {
+        if !["linear", "linear_packed", "attention"].contains(&op) {
             assert_eq!(v, "simd", "stage simd chose {v} for {op}");
         }
     }

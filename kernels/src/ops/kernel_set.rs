@@ -23,6 +23,7 @@ use super::attention::{self, AttentionFn};
 use super::elementwise::{self, AddFn, MulFn, ScaleFn};
 use super::layer_norm::{self, LayerNormFn};
 use super::linear::{self, LinearFn};
+use super::linear_packed;
 use super::rms_norm::{self, RmsNormFn};
 use super::rope::{self, RopeFn};
 use super::softmax::{self, SoftmaxFn};
@@ -32,6 +33,9 @@ use crate::stage::ResolvedStage;
 #[derive(Clone, Copy)]
 pub struct KernelSet {
     pub linear: LinearFn,
+    /// `linear` on W packed in panels ([`linear_packed`]); the model packs its f32 matrices
+    /// for it when the stage chose a variant other than `naive`.
+    pub linear_packed: LinearFn,
     pub rms_norm: RmsNormFn,
     pub layer_norm: LayerNormFn,
     pub add: AddFn,
@@ -46,7 +50,7 @@ pub struct KernelSet {
     pub softmax: SoftmaxFn,
     pub attention: AttentionFn,
     /// `(op, variant)` of every field, for logs and result files.
-    pub names: [(&'static str, &'static str); 14],
+    pub names: [(&'static str, &'static str); 15],
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -88,8 +92,10 @@ impl KernelSet {
         let (rope, n11) = pick(stage, "rope", rope::select);
         let (softmax, n12) = pick(stage, "softmax", softmax::select);
         let (attention, n13) = pick(stage, "attention", attention::select);
+        let (linear_packed, n14) = pick(stage, "linear_packed", linear_packed::select);
         KernelSet {
             linear,
+            linear_packed,
             rms_norm,
             layer_norm,
             add,
@@ -103,7 +109,7 @@ impl KernelSet {
             rope,
             softmax,
             attention,
-            names: [n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, n12, n13],
+            names: [n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, n12, n13, n14],
         }
     }
 
@@ -118,6 +124,7 @@ impl KernelSet {
 pub fn has_typed_entry(op: &str, variant: &str) -> bool {
     match op {
         "linear" => linear::select(variant).is_some(),
+        "linear_packed" => linear_packed::select(variant).is_some(),
         "rms_norm" => rms_norm::select(variant).is_some(),
         "layer_norm" => layer_norm::select(variant).is_some(),
         "add" => elementwise::select_add(variant).is_some(),

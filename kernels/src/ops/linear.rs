@@ -360,8 +360,9 @@ pub fn select(variant: &str) -> Option<LinearFn> {
     }
 }
 
-fn shapes(set: CaseSet) -> Vec<Shape> {
-    let mnk: Vec<(usize, usize, usize)> = match set {
+/// The `(m, n, k)` of each case set (shared with [`super::linear_packed`]).
+pub(crate) fn shape_list(set: CaseSet) -> Vec<(usize, usize, usize)> {
+    match set {
         // SmolLM2-135M: q/o (576→576), k/v (576→192), gate/up (576→1536), down (1536→576);
         // m = 1 (decode) and m = 64 (prefill)
         CaseSet::Model => {
@@ -384,11 +385,21 @@ fn shapes(set: CaseSet) -> Vec<Shape> {
             v.extend([(1, 33, 129), (5, 67, 255), (2, 9, 1023), (1, 203, 40)]);
             v
         }
-    };
+    }
+}
+
+fn shapes(set: CaseSet) -> Vec<Shape> {
+    let mnk = shape_list(set);
     mnk.into_iter().map(|(m, n, k)| Shape::new(&[("m", m), ("n", n), ("k", k)])).collect()
 }
 
-fn prepare(shape: &Shape, seed: u64) -> Case {
+/// A case with inputs `[x, layout(W), bias]`: `layout` turns the row-major `W: [n, k]` into
+/// the op's form of W (shared with [`super::linear_packed`]).
+pub(crate) fn prepare_case(
+    shape: &Shape,
+    seed: u64,
+    layout: fn(Vec<f32>, usize, usize) -> Vec<f32>,
+) -> Case {
     let (m, n, k) = (shape.get("m"), shape.get("n"), shape.get("k"));
     let mut rng = registry::rng(seed);
     let x = registry::uniform(&mut rng, m * k, 1.0);
@@ -396,29 +407,42 @@ fn prepare(shape: &Shape, seed: u64) -> Case {
     let b = registry::uniform(&mut rng, n, 0.5);
     Case::new(
         shape.clone(),
-        vec![Buffer::F32(x), Buffer::F32(w), Buffer::F32(b)],
+        vec![Buffer::F32(x), Buffer::F32(layout(w, n, k)), Buffer::F32(b)],
         registry::nan_output(m * n),
     )
 }
 
-fn run(variant: LinearFn, case: &mut Case) {
+fn prepare(shape: &Shape, seed: u64) -> Case {
+    prepare_case(shape, seed, |w, _, _| w)
+}
+
+pub(crate) fn run(variant: LinearFn, case: &mut Case) {
     let (m, n, k) = (case.shape.get("m"), case.shape.get("n"), case.shape.get("k"));
     let (inputs, y) = case.io();
     variant(y, inputs[0].f32(), inputs[1].f32(), Some(inputs[2].f32()), LinearShape::new(m, n, k));
 }
 
-/// `|b_j| + Σ_k |x_ik · w_jk|` per output.
-fn magnitude(case: &Case) -> Vec<f64> {
+/// `|b_j| + Σ_t |x_it · W[j, t]|` per output, `w_at(w, k, j, t)` reading `W[j, t]` from the
+/// case's form of W.
+pub(crate) fn magnitude_case(
+    case: &Case,
+    w_at: fn(&[f32], usize, usize, usize) -> f32,
+) -> Vec<f64> {
     let (m, n, k) = (case.shape.get("m"), case.shape.get("n"), case.shape.get("k"));
     let (x, w, b) = (case.inputs[0].f32(), case.inputs[1].f32(), case.inputs[2].f32());
     let mut out = Vec::with_capacity(m * n);
     for i in 0..m {
-        for j in 0..n {
-            let s: f64 = (0..k).map(|t| (x[i * k + t] as f64 * w[j * k + t] as f64).abs()).sum();
-            out.push(s + (b[j] as f64).abs());
+        for (j, bj) in b[..n].iter().enumerate() {
+            let s: f64 =
+                (0..k).map(|t| (x[i * k + t] as f64 * w_at(w, k, j, t) as f64).abs()).sum();
+            out.push(s + (*bj as f64).abs());
         }
     }
     out
+}
+
+fn magnitude(case: &Case) -> Vec<f64> {
+    magnitude_case(case, |w, k, j, t| w[j * k + t])
 }
 
 pub fn op_infos() -> Vec<OpInfo> {

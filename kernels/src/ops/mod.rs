@@ -10,6 +10,7 @@ pub mod ggml;
 pub mod kernel_set;
 pub mod layer_norm;
 pub mod linear;
+pub mod linear_packed;
 pub mod rms_norm;
 pub mod rope;
 pub mod softmax;
@@ -25,6 +26,7 @@ pub const TEST_LENGTHS: [usize; 20] =
 /// Every f32 op, in the order tables print them.
 pub fn op_infos() -> Vec<OpInfo> {
     let mut ops = linear::op_infos();
+    ops.extend(linear_packed::op_infos());
     ops.extend(elementwise::op_infos());
     ops.extend(activations::op_infos());
     ops.extend(rms_norm::op_infos());
@@ -38,6 +40,7 @@ pub fn op_infos() -> Vec<OpInfo> {
 /// Every f32 (op, variant).
 pub fn variants() -> Vec<Variant> {
     let mut v = linear::variants();
+    v.extend(linear_packed::variants());
     v.extend(elementwise::variants());
     v.extend(activations::variants());
     v.extend(rms_norm::variants());
@@ -62,6 +65,7 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
         "matrixmultiply" => vec![("linear", &["matrixmultiply"])],
         "simd" => vec![
             ("linear", &["avx2", "simd"]),
+            ("linear_packed", &["avx2"]),
             ("rms_norm", SIMD),
             ("layer_norm", SIMD),
             ("add", SIMD),

@@ -9,6 +9,7 @@
 //! gate, up).
 
 use gllm_kernels::ops::linear::{LinearFn, LinearShape};
+use gllm_kernels::ops::linear_packed::PANEL;
 use gllm_kernels::quant::matmul::quantize_activations_into;
 use gllm_kernels::quant::{QuantType, QuantizedActs};
 use gllm_kernels::threads::ThreadPool;
@@ -17,8 +18,9 @@ use super::weights::{Matrix, MatrixData};
 use crate::gguf::GgufFile;
 
 /// Weight rows per part boundary: the f32 GEMV/GEMM and the quantized tiles work on groups of
-/// 4 or 8 rows.
-pub const ROW_ALIGN: usize = 8;
+/// 4 or 8 rows, the packed f32 matrices on panels of 16.
+pub const ROW_ALIGN: usize = 16;
+const _: () = assert!(ROW_ALIGN % PANEL == 0);
 
 /// A pointer that parts of a pool job may share; each part writes a disjoint set of elements.
 #[derive(Clone, Copy)]
@@ -112,6 +114,12 @@ fn compute_rows(
         MatrixData::F32(wv) => {
             let shape = LinearShape { m, n: r.len(), k, y_stride: stride };
             linear(out, &x[..m * k], &wv[r.start * k..r.end * k], None, shape)
+        }
+        MatrixData::F32Packed(wv, packed_linear) => {
+            // `r` starts on a panel (ROW_ALIGN); its last panel may be padded past `r.end`
+            let panels = r.start * k..(r.start + r.len().next_multiple_of(PANEL)) * k;
+            let shape = LinearShape { m, n: r.len(), k, y_stride: stride };
+            packed_linear(out, &x[..m * k], &wv[panels], None, shape)
         }
         MatrixData::Blocks { info, qmatmul, .. } => {
             let bytes = file.tensor_data(info);

@@ -12,12 +12,19 @@
 //! 4 KiB ones (one TLB entry per 2 MiB, and no prefetch stream stopped at every 4 KiB page
 //! boundary): a one-core AVX2 read of 512 MiB runs 20–22 GB/s against 15–17 GB/s on 4 KiB
 //! pages on the Zen 3 development machine. The arena is read-only once filled.
+//!
+//! When the stage chose a `linear_packed` variant other than `naive`, every dequantized
+//! matrix is stored in that op's panels of 16 rows, transposed (see
+//! [`gllm_kernels::ops::linear_packed`]), written panel by panel at load: the GEMM then needs
+//! no per-call packing, and its outputs equal the GEMV's bit for bit (prefill == decode).
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapMut};
 
+use gllm_kernels::ops::linear::LinearFn;
+use gllm_kernels::ops::linear_packed::{self, PANEL};
 use gllm_kernels::quant::{self, DequantFn, QMatmulFn, QuantType};
 use gllm_kernels::stage::ResolvedStage;
 
@@ -88,6 +95,9 @@ impl Deref for F32Weights {
 pub enum MatrixData {
     /// Dequantized at load: `[rows, cols]` row-major.
     F32(F32Weights),
+    /// Dequantized at load into `linear_packed` panels (`packed_len(rows, cols)` values),
+    /// multiplied by the stage's `linear_packed` variant.
+    F32Packed(F32Weights, LinearFn),
     /// The GGUF blocks in the mapped file, multiplied by `qmatmul` against `act` activations.
     Blocks { info: TensorInfo, qmatmul: QMatmulFn, act: QuantType },
 }
@@ -117,7 +127,7 @@ impl Matrix {
     /// The activation format the matrix multiplies against (`None` for f32 matrices).
     pub fn activation_type(&self) -> Option<QuantType> {
         match &self.data {
-            MatrixData::F32(_) => None,
+            MatrixData::F32(_) | MatrixData::F32Packed(..) => None,
             MatrixData::Blocks { act, .. } => Some(*act),
         }
     }
@@ -126,6 +136,7 @@ impl Matrix {
     pub fn row_into(&self, file: &GgufFile, r: usize, out: &mut [f32]) {
         match &self.data {
             MatrixData::F32(w) => out.copy_from_slice(&w[r * self.cols..(r + 1) * self.cols]),
+            MatrixData::F32Packed(w, _) => linear_packed::unpack_row(w, self.cols, r, out),
             MatrixData::Blocks { info, .. } => {
                 let bytes = &file.tensor_data(info)[r * self.row_bytes..(r + 1) * self.row_bytes];
                 (self.dequant)(bytes, out)
@@ -204,6 +215,24 @@ fn dequantize_all(
     }
 }
 
+/// Dequantizes the matrix in `bytes` (`row_bytes` per row of `cols` values) into `out`
+/// (`packed_len(rows, cols)` values) as `linear_packed` panels, 16 rows at a time.
+fn dequantize_packed(
+    dequant: DequantFn,
+    bytes: &[u8],
+    out: &mut [f32],
+    cols: usize,
+    row_bytes: usize,
+) {
+    let mut rows = vec![0.0f32; PANEL * cols];
+    let panel_bytes = bytes.chunks(PANEL * row_bytes.max(1));
+    for (panel, src) in out.chunks_exact_mut(PANEL * cols.max(1)).zip(panel_bytes) {
+        let n = src.len() / row_bytes.max(1);
+        dequantize_all(dequant, src, &mut rows[..n * cols], cols, row_bytes);
+        linear_packed::pack(&rows[..n * cols], n, cols, panel);
+    }
+}
+
 /// A matrix checked and prepared for the stage, before any value is read.
 struct MatrixPlan {
     name: String,
@@ -214,6 +243,8 @@ struct MatrixPlan {
     dequant: DequantFn,
     /// `Some` when the matrix stays in its blocks.
     qmatmul: Option<QMatmulFn>,
+    /// `Some` when the dequantized matrix is packed for this `linear_packed` variant.
+    packed: Option<LinearFn>,
     /// Where its values go in the arena when it is dequantized.
     arena_offset: usize,
 }
@@ -238,6 +269,8 @@ fn plan_matrix(
         .map_err(|e| ModelError::Weights { tensor: name.into(), message: e.to_string() })?;
     let dequant = dequantizer(stage, t, name)?;
     let qmatmul = qmatmul_for(stage, t).filter(|_| keep_blocks);
+    let packed_variant = stage.variant("linear_packed").name;
+    let packed = linear_packed::select(packed_variant).filter(|_| packed_variant != "naive");
     Ok(MatrixPlan {
         name: name.into(),
         info,
@@ -246,11 +279,20 @@ fn plan_matrix(
         row_bytes,
         dequant,
         qmatmul,
+        packed,
         arena_offset: 0,
     })
 }
 
 impl MatrixPlan {
+    /// Values the matrix takes in the arena.
+    fn arena_len(&self) -> usize {
+        match self.packed {
+            Some(_) => linear_packed::packed_len(self.rows, self.cols),
+            None => self.rows * self.cols,
+        }
+    }
+
     fn into_matrix(self, arena: &Arc<F32Arena>) -> Matrix {
         let t = self.info.ty;
         let data = match self.qmatmul {
@@ -259,8 +301,12 @@ impl MatrixPlan {
                 MatrixData::Blocks { info: self.info, qmatmul, act }
             }
             None => {
-                let range = self.arena_offset..self.arena_offset + self.rows * self.cols;
-                MatrixData::F32(F32Weights { arena: Arc::clone(arena), range })
+                let range = self.arena_offset..self.arena_offset + self.arena_len();
+                let weights = F32Weights { arena: Arc::clone(arena), range };
+                match self.packed {
+                    Some(linear) => MatrixData::F32Packed(weights, linear),
+                    None => MatrixData::F32(weights),
+                }
             }
         };
         Matrix {
@@ -311,12 +357,16 @@ impl Weights {
         let mut arena_len = 0;
         for p in plans.iter_mut().filter(|p| p.qmatmul.is_none()) {
             p.arena_offset = arena_len;
-            arena_len += (p.rows * p.cols).next_multiple_of(MATRIX_ALIGN_FLOATS);
+            arena_len += p.arena_len().next_multiple_of(MATRIX_ALIGN_FLOATS);
         }
         let arena = F32Arena::build(arena_len, |values| {
             for p in plans.iter().filter(|p| p.qmatmul.is_none()) {
-                let out = &mut values[p.arena_offset..p.arena_offset + p.rows * p.cols];
-                dequantize_all(p.dequant, f.tensor_data(&p.info), out, p.cols, p.row_bytes);
+                let out = &mut values[p.arena_offset..p.arena_offset + p.arena_len()];
+                let bytes = f.tensor_data(&p.info);
+                match p.packed {
+                    Some(_) => dequantize_packed(p.dequant, bytes, out, p.cols, p.row_bytes),
+                    None => dequantize_all(p.dequant, bytes, out, p.cols, p.row_bytes),
+                }
             }
         })
         .map_err(|e| ModelError::Weights {

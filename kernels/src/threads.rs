@@ -44,6 +44,10 @@ struct Shared {
     job: UnsafeCell<Option<Job>>,
     shutdown: AtomicBool,
     panicked: AtomicBool,
+    /// Workers parked (or about to park) on `wake`; `run` takes the lock and notifies only
+    /// when this is non-zero, so back-to-back regions with spinning workers make no system
+    /// call.
+    sleepers: AtomicUsize,
     /// Parked workers wait here for a new generation.
     lock: Mutex<()>,
     wake: Condvar,
@@ -76,6 +80,7 @@ impl ThreadPool {
             job: UnsafeCell::new(None),
             shutdown: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -114,9 +119,13 @@ impl ThreadPool {
         unsafe { *shared.job.get() = Some(Job { f: f_static, parts }) };
         shared.remaining.store(self.workers.len(), Ordering::Relaxed);
         shared.next_part.store(0, Ordering::Relaxed);
-        {
+        // SeqCst pairs with the worker's SeqCst `sleepers` increment and `generation` load
+        // (see `worker`): either this load sees the sleeper, or the sleeper sees the new
+        // generation before it waits. A sleeper holds the lock from its increment until it
+        // waits, so the notification below cannot fall between its check and its wait.
+        shared.generation.fetch_add(1, Ordering::SeqCst);
+        if shared.sleepers.load(Ordering::SeqCst) != 0 {
             let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            shared.generation.fetch_add(1, Ordering::Release);
             shared.wake.notify_all();
         }
         let own = panic::catch_unwind(AssertUnwindSafe(|| claim_parts(shared, parts, f)));
@@ -199,13 +208,15 @@ fn worker(shared: Arc<Shared>) {
         }
         if generation == seen {
             let mut guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            shared.sleepers.fetch_add(1, Ordering::SeqCst);
             loop {
-                generation = shared.generation.load(Ordering::Acquire);
+                generation = shared.generation.load(Ordering::SeqCst);
                 if generation != seen || shared.shutdown.load(Ordering::Acquire) {
                     break;
                 }
                 guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
+            shared.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
         if shared.shutdown.load(Ordering::Acquire) {
             return;

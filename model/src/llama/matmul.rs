@@ -20,6 +20,9 @@ use crate::gguf::GgufFile;
 /// 4 or 8 rows.
 pub const ROW_ALIGN: usize = 8;
 
+/// Rows from which a decode GEMV is cut into several parts per thread (see [`project`]).
+const FINE_SPLIT_ROWS: usize = 16384;
+
 /// A pointer that parts of a pool job may share; each part writes a disjoint set of elements.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedMut<T>(pub(crate) *mut T);
@@ -147,7 +150,12 @@ pub fn project(
     let x = &x[..m * k];
     acts.prepare(w, x, m);
     let acts = &acts.quantized;
-    let parts = pool.threads().min(n.div_ceil(ROW_ALIGN)).max(1);
+    // A decode GEMV over many rows (the vocabulary) is cut finer than one part per thread:
+    // parts are claimed dynamically, so a thread that the shared machine deschedules mid-way
+    // leaves its unclaimed parts to the other instead of making it wait.
+    let fine = m == 1 && n >= FINE_SPLIT_ROWS && pool.threads() > 1;
+    let per_thread = if fine { 8 } else { 1 };
+    let parts = (pool.threads() * per_thread).min(n.div_ceil(ROW_ALIGN)).max(1);
     let compute = |r: std::ops::Range<usize>, out: &mut [f32], stride: usize| {
         compute_rows(linear, file, w, x, acts, m, r, out, stride)
     };

@@ -4,7 +4,10 @@
 //! threads (the calling thread takes part of the work), and returns when all calls are done.
 //! Threads claim parts from a shared counter, so when a worker is descheduled (a shared,
 //! oversubscribed machine) the caller simply takes its parts instead of waiting a scheduler
-//! time slice for it. Results do not depend on which thread ran a part (each part writes its own
+//! time slice for it, and `run` returns once every part is done: it waits only for parts a
+//! worker has claimed, never for a worker that claimed none. The claim counter is tagged with
+//! the job's generation, so a worker that wakes up late cannot claim a part of a later job
+//! with an earlier job's closure. Results do not depend on which thread ran a part (each part writes its own
 //! output). Workers spin briefly on the job counter before parking, because decode issues a few
 //! hundred short parallel regions per token and waking a parked thread costs more (~5-20 µs)
 //! than most of them take; every wait yields the CPU between short spins, so spinning never
@@ -14,7 +17,7 @@
 
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,32 +30,49 @@ const SPIN: Duration = Duration::from_micros(100);
 #[derive(Clone, Copy)]
 struct Job {
     f: *const (dyn Fn(usize) + Sync),
-    parts: usize,
 }
 
 // SAFETY: the closure behind `f` is `Sync`, and `run` keeps it alive until every worker has
 // finished with it (see `ThreadPool::run`).
 unsafe impl Send for Job {}
 
+/// The claim word: the job's generation (high 32 bits), its part count (16 bits) and the next
+/// unclaimed part (low 16 bits). A claim is a compare-and-swap of the whole word, so it
+/// succeeds only for the generation the claimer read.
+const PARTS_BITS: u32 = 16;
+const MAX_PARTS: usize = (1 << PARTS_BITS) - 1;
+
+fn claim_word(generation: u64, parts: usize, next: usize) -> u64 {
+    (generation << (2 * PARTS_BITS)) | ((parts as u64) << PARTS_BITS) | next as u64
+}
+
+/// `(generation, parts, next)` of a claim word.
+fn unpack(word: u64) -> (u64, usize, usize) {
+    let mask = MAX_PARTS as u64;
+    (word >> (2 * PARTS_BITS), ((word >> PARTS_BITS) & mask) as usize, (word & mask) as usize)
+}
+
 struct Shared {
-    /// Incremented once per job; workers run a job when they see a new value.
-    generation: AtomicUsize,
-    /// Workers that have not yet finished the current job.
-    remaining: AtomicUsize,
-    /// The next unclaimed part of the current job.
-    next_part: AtomicUsize,
+    /// The current job's claim word (see [`claim_word`]); a new generation publishes a job.
+    claim: AtomicU64,
+    /// Parts of the current job that have finished.
+    done: AtomicUsize,
     job: UnsafeCell<Option<Job>>,
     shutdown: AtomicBool,
     panicked: AtomicBool,
+    /// Workers parked (or about to park) on `wake`; `run` takes the lock and notifies only
+    /// when this is non-zero, so back-to-back regions with spinning workers make no system
+    /// call.
+    sleepers: AtomicUsize,
     /// Parked workers wait here for a new generation.
     lock: Mutex<()>,
     wake: Condvar,
 }
 
-// SAFETY: `job` is written only by `run` while no worker reads it (all workers have finished the
-// previous generation and the new one is not yet published); workers read it only after
-// observing the new generation with Acquire ordering, which the Release store orders after the
-// write.
+// SAFETY: `job` is written only by `run` while no worker reads it: every part of the previous
+// generation has been claimed and finished, and a worker reads `job` only after claiming a part
+// of the current generation (an Acquire compare-and-swap that follows the Release store
+// publishing the generation, which `run` makes after writing `job`).
 unsafe impl Sync for Shared {}
 
 /// A fixed set of worker threads plus the caller.
@@ -70,12 +90,12 @@ impl ThreadPool {
     pub fn new(threads: usize) -> Self {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
-            generation: AtomicUsize::new(0),
-            remaining: AtomicUsize::new(0),
-            next_part: AtomicUsize::new(0),
+            claim: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
             shutdown: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -100,31 +120,43 @@ impl ThreadPool {
     ///
     /// Panics (after all parts have finished) if any call panicked.
     pub fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
-        if self.threads == 1 || parts <= 1 {
+        if self.threads == 1 || parts <= 1 || parts > MAX_PARTS {
             (0..parts).for_each(f);
             return;
         }
         let _one_job_at_a_time = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let shared = &*self.shared;
-        // SAFETY: erase the closure's lifetime; we do not return before every worker has
-        // decremented `remaining` for this generation, after which none touches `f`.
+        // SAFETY: erase the closure's lifetime; we do not return before every part has
+        // finished, and no thread calls `f` except for a part it claimed.
         let f_static: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
-        // SAFETY: no worker reads `job` now: all finished the previous generation (we waited
-        // for `remaining == 0`) and the new generation is published below.
-        unsafe { *shared.job.get() = Some(Job { f: f_static, parts }) };
-        shared.remaining.store(self.workers.len(), Ordering::Relaxed);
-        shared.next_part.store(0, Ordering::Relaxed);
-        {
+        // SAFETY: no worker reads `job` now: every part of the previous generation was claimed
+        // and finished, and the new generation is published below (see `Shared`).
+        unsafe { *shared.job.get() = Some(Job { f: f_static }) };
+        shared.done.store(0, Ordering::Relaxed);
+        let (generation, _, _) = unpack(shared.claim.load(Ordering::Relaxed));
+        let generation = (generation + 1) & (u64::MAX >> (2 * PARTS_BITS));
+        // SeqCst pairs with the worker's SeqCst `sleepers` increment and `claim` load (see
+        // `worker`): either this load sees the sleeper, or the sleeper sees the new generation
+        // before it waits. A sleeper holds the lock from its increment until it waits, so the
+        // notification below cannot fall between its check and its wait.
+        shared.claim.store(claim_word(generation, parts, 0), Ordering::SeqCst);
+        if shared.sleepers.load(Ordering::SeqCst) != 0 {
             let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            shared.generation.fetch_add(1, Ordering::Release);
             shared.wake.notify_all();
         }
-        let own = panic::catch_unwind(AssertUnwindSafe(|| claim_parts(shared, parts, f)));
+        let mut own_panic = None;
+        while let Some(part) = claim_part(shared, generation) {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(part))) {
+                own_panic.get_or_insert(payload);
+            }
+            shared.done.fetch_add(1, Ordering::Release);
+        }
         let mut spins = 0u32;
-        while shared.remaining.load(Ordering::Acquire) != 0 {
+        while shared.done.load(Ordering::Acquire) != parts {
             backoff(&mut spins);
         }
-        if let Err(payload) = own {
+        if let Some(payload) = own_panic {
+            shared.panicked.store(false, Ordering::Relaxed);
             panic::resume_unwind(payload);
         }
         if shared.panicked.swap(false, Ordering::Relaxed) {
@@ -164,14 +196,23 @@ pub fn split_ranges(len: usize, parts: usize, align: usize) -> Vec<std::ops::Ran
     ranges
 }
 
-/// Runs parts claimed from the shared counter until none is left.
-fn claim_parts(shared: &Shared, parts: usize, f: &(dyn Fn(usize) + Sync)) {
+/// Claims the next part of job `generation`, if that job is still current and has one left.
+fn claim_part(shared: &Shared, generation: u64) -> Option<usize> {
+    let mut word = shared.claim.load(Ordering::Relaxed);
     loop {
-        let part = shared.next_part.fetch_add(1, Ordering::Relaxed);
-        if part >= parts {
-            return;
+        let (g, parts, next) = unpack(word);
+        if g != generation || next >= parts {
+            return None;
         }
-        f(part);
+        match shared.claim.compare_exchange_weak(
+            word,
+            word + 1,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(next),
+            Err(now) => word = now,
+        }
     }
 }
 
@@ -187,40 +228,44 @@ fn backoff(spins: &mut u32) {
 }
 
 fn worker(shared: Arc<Shared>) {
-    let mut seen = 0usize;
+    let mut seen = 0u64;
     loop {
         // Wait for a new generation: spin first, then park.
         let spin_until = Instant::now() + SPIN;
-        let mut generation = shared.generation.load(Ordering::Acquire);
+        let mut generation = unpack(shared.claim.load(Ordering::Relaxed)).0;
         let mut spins = 0u32;
         while generation == seen && Instant::now() < spin_until {
             backoff(&mut spins);
-            generation = shared.generation.load(Ordering::Acquire);
+            generation = unpack(shared.claim.load(Ordering::Relaxed)).0;
         }
         if generation == seen {
             let mut guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            shared.sleepers.fetch_add(1, Ordering::SeqCst);
             loop {
-                generation = shared.generation.load(Ordering::Acquire);
+                generation = unpack(shared.claim.load(Ordering::SeqCst)).0;
                 if generation != seen || shared.shutdown.load(Ordering::Acquire) {
                     break;
                 }
                 guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
+            shared.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
         if shared.shutdown.load(Ordering::Acquire) {
             return;
         }
         seen = generation;
-        // SAFETY: the generation was published after `job` was written (Release/Acquire), and
-        // `run` does not rewrite it before this worker decrements `remaining`.
-        let job = unsafe { (*shared.job.get()).expect("a published job") };
-        // SAFETY: `run` keeps the closure alive until `remaining` reaches zero.
-        let f = unsafe { &*job.f };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| claim_parts(&shared, job.parts, f)));
-        if result.is_err() {
-            shared.panicked.store(true, Ordering::Relaxed);
+        while let Some(part) = claim_part(&shared, generation) {
+            // SAFETY: this worker holds an unfinished part of job `generation`, so `run` has
+            // published that job (the claim's Acquire follows its Release) and neither
+            // returns nor rewrites `job` before the part is done.
+            let job = unsafe { (*shared.job.get()).expect("a published job") };
+            // SAFETY: as above, `run` keeps the closure alive until the part is done.
+            let f = unsafe { &*job.f };
+            if panic::catch_unwind(AssertUnwindSafe(|| f(part))).is_err() {
+                shared.panicked.store(true, Ordering::Relaxed);
+            }
+            shared.done.fetch_add(1, Ordering::Release);
         }
-        shared.remaining.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -256,6 +301,31 @@ mod tests {
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50), "{threads} {parts}");
             }
         }
+    }
+
+    #[test]
+    fn back_to_back_jobs_see_only_their_own_parts() {
+        // Workers that wake up late must neither run an earlier job's closure on a later job's
+        // parts nor make `run` wait for them.
+        let pool = ThreadPool::new(3);
+        for job in 0..20_000u64 {
+            let parts = 1 + (job % 5) as usize;
+            let hits: Vec<AtomicU64> = (0..parts).map(|_| AtomicU64::new(0)).collect();
+            pool.run(parts, &|p| {
+                hits[p].fetch_add(job + 1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == job + 1), "job {job}");
+        }
+    }
+
+    #[test]
+    fn more_parts_than_a_claim_word_holds_run_on_the_caller() {
+        let pool = ThreadPool::new(2);
+        let count = AtomicU64::new(0);
+        pool.run(MAX_PARTS + 2, &|_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), MAX_PARTS as u64 + 2);
     }
 
     #[test]

@@ -22,6 +22,9 @@ use crate::gguf::GgufFile;
 pub const ROW_ALIGN: usize = 16;
 const _: () = assert!(ROW_ALIGN % PANEL == 0);
 
+/// Rows from which a decode GEMV is cut into several parts per thread (see [`project`]).
+const FINE_SPLIT_ROWS: usize = 16384;
+
 /// A pointer that parts of a pool job may share; each part writes a disjoint set of elements.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedMut<T>(pub(crate) *mut T);
@@ -155,7 +158,12 @@ pub fn project(
     let x = &x[..m * k];
     acts.prepare(w, x, m);
     let acts = &acts.quantized;
-    let parts = pool.threads().min(n.div_ceil(ROW_ALIGN)).max(1);
+    // A decode GEMV over many rows (the vocabulary) is cut finer than one part per thread:
+    // parts are claimed dynamically, so a thread that the shared machine deschedules mid-way
+    // leaves its unclaimed parts to the other instead of making it wait.
+    let fine = m == 1 && n >= FINE_SPLIT_ROWS && pool.threads() > 1;
+    let per_thread = if fine { 8 } else { 1 };
+    let parts = (pool.threads() * per_thread).min(n.div_ceil(ROW_ALIGN)).max(1);
     let compute = |r: std::ops::Range<usize>, out: &mut [f32], stride: usize| {
         compute_rows(linear, file, w, x, acts, m, r, out, stride)
     };
@@ -202,10 +210,18 @@ pub fn project(
     }
 }
 
+/// Work a part of [`project_group_decode`] does on its own rows once they are computed:
+/// `then(rows, outs)` gets the part's row range and every output's values in that range (a
+/// group with an epilogue has matrices of equal row counts, so they share the range).
+pub type GroupEpilogue<'a, const N: usize> =
+    &'a (dyn Fn(std::ops::Range<usize>, [&[f32]; N]) + Sync);
+
 /// One decode token (`x: [k]`) through `N` matrices that read the same input (q, k, v; gate,
 /// up) in ONE parallel region: each part takes its row range of every matrix, so a token
-/// pays one pool synchronization per group instead of one per matrix. Falls back to
-/// [`project`] per matrix when the matrices need different activation formats.
+/// pays one pool synchronization per group instead of one per matrix; then each part runs
+/// `then` on its rows (an elementwise op on the outputs, e.g. SiLU·up), which gives the bits
+/// of running it once over all rows because part boundaries are multiples of [`ROW_ALIGN`].
+/// Falls back to [`project`] per matrix when the matrices need different activation formats.
 #[allow(clippy::too_many_arguments)]
 pub fn project_group_decode<const N: usize>(
     pool: &ThreadPool,
@@ -216,11 +232,22 @@ pub fn project_group_decode<const N: usize>(
     acts: &mut Activations,
     outs: [&mut [f32]; N],
     parts_buf: &mut PartBuffers,
+    then: Option<GroupEpilogue<'_, N>>,
 ) {
+    let rows = mats[0].rows;
+    assert!(
+        then.is_none() || mats.iter().all(|w| w.rows == rows),
+        "project_group_decode: an epilogue needs matrices of equal row counts"
+    );
     let act = mats[0].activation_type();
     if mats.iter().any(|w| w.activation_type() != act || w.cols != mats[0].cols) {
-        for (w, y) in mats.into_iter().zip(outs) {
+        let mut done: [&[f32]; N] = [&[]; N];
+        for ((w, y), d) in mats.into_iter().zip(outs).zip(&mut done) {
             project(pool, linear, file, w, x, acts, 1, y, parts_buf);
+            *d = &y[..w.rows];
+        }
+        if let Some(then) = then {
+            then(0..rows, done);
         }
         return;
     }
@@ -244,6 +271,17 @@ pub fn project_group_decode<const N: usize>(
             // length); `outs` stays exclusively borrowed and unused until the job ends.
             let out = unsafe { std::slice::from_raw_parts_mut(y.ptr().add(r.start), r.len()) };
             compute_rows(linear, file, w, x, acts, 1, r, out, w.rows);
+        }
+        if let Some(then) = then {
+            let r = part_range(rows, parts, ROW_ALIGN, p);
+            let done = std::array::from_fn(|i| {
+                // SAFETY: every matrix has `rows` rows (asserted), so this part wrote exactly
+                // range `r` of every output above, and no other part touches it.
+                unsafe {
+                    std::slice::from_raw_parts(ptrs[i].ptr().add(r.start).cast_const(), r.len())
+                }
+            });
+            then(r, done);
         }
     });
 }

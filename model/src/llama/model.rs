@@ -16,8 +16,9 @@
 //! `m = 1` (the GEMV path). Kernels are function pointers chosen once at load; scratch
 //! buffers are allocated at load, so the decode loop allocates nothing. Matmuls split their
 //! weight rows across the model's persistent [`ThreadPool`], prefill attention splits its
-//! query tokens; the small ops (norms, RoPE, decode attention, SiLU, residual adds) run on
-//! the calling thread.
+//! query tokens and decode attention its heads (above a minimum size), and decode runs each
+//! part's SiLU·up inside the gate/up region; the other small ops (norms, RoPE, residual adds)
+//! run on the calling thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use gllm_kernels::threads::ThreadPool;
 
 use super::attention::attend;
 use super::error::ModelError;
-use super::matmul::{project, project_group_decode, Activations, PartBuffers};
+use super::matmul::{project, project_group_decode, Activations, PartBuffers, SharedMut};
 use super::weights::{Matrix, Weights};
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
@@ -357,6 +358,7 @@ impl Model {
                     &mut s.acts,
                     [&mut s.q[..qd], &mut s.k[..kvd], &mut s.v[..kvd]],
                     &mut s.parts,
+                    None,
                 );
             } else {
                 proj(&lw.wq, &mut s.q[..m * qd], &mut s.acts);
@@ -401,6 +403,15 @@ impl Model {
                 project(pool, k.linear, file, mat, h, acts, m, out, &mut s.parts)
             };
             if m == 1 {
+                // SiLU·up of each part's rows inside the region, while they are hot.
+                let ffn = SharedMut(s.ffn.as_mut_ptr());
+                assert!(s.ffn.len() >= ff);
+                let silu = |r: std::ops::Range<usize>, [g, u]: [&[f32]; 2]| {
+                    // SAFETY: the parts' ranges are disjoint and inside `ffn[..ff]` (asserted).
+                    let y =
+                        unsafe { std::slice::from_raw_parts_mut(ffn.ptr().add(r.start), r.len()) };
+                    (k.silu_mul)(y, g, u)
+                };
                 project_group_decode(
                     pool,
                     k.linear,
@@ -410,12 +421,13 @@ impl Model {
                     &mut s.acts,
                     [&mut s.gate[..ff], &mut s.up[..ff]],
                     &mut s.parts,
+                    Some(&silu),
                 );
             } else {
                 proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
                 proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
+                (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
             }
-            (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
             s.acts.reset();
             project(
                 pool,

@@ -124,21 +124,40 @@ pub fn section(anchor: &Anchor, results: &[ResultFile]) -> Result<String, Harnes
     md.push_str("| threads | phase | llama.cpp tokens/s | stage | ours tokens/s | ratio |\n");
     md.push_str("|---:|---|---:|---|---:|---:|\n");
     let mut rows = 0;
-    for r in results {
-        for c in r.comparisons.iter().filter(|c| c.kind == CaseKind::EndToEnd) {
-            if let (Some(want), Some(model)) =
-                (&anchor.model_sha256, r.cases.iter().find_map(|x| x.model.as_ref()))
-            {
-                if !model.sha256.eq_ignore_ascii_case(want) {
-                    return Err(HarnessError::Usage(format!(
-                        "--anchor {}: it measured the model with SHA-256 {want}, the results \
-                         measured `{}` (SHA-256 {}): compare the same file",
-                        anchor.dir.display(),
-                        model.path,
-                        model.sha256
-                    )));
-                }
+    // results of another model (e.g. a size sweep run with the synthetic one) are skipped; if
+    // none measured the anchor's model, comparing makes no sense: an error naming both
+    let same_model = |r: &ResultFile| {
+        let model = r.cases.iter().find_map(|x| x.model.as_ref());
+        match (&anchor.model_sha256, model) {
+            (Some(want), Some(m)) => m.sha256.eq_ignore_ascii_case(want),
+            _ => true,
+        }
+    };
+    let with_e2e: Vec<&ResultFile> = results
+        .iter()
+        .filter(|r| r.comparisons.iter().any(|c| c.kind == CaseKind::EndToEnd))
+        .collect();
+    if let (Some(want), Some(other)) = (&anchor.model_sha256, with_e2e.first()) {
+        if !with_e2e.iter().any(|r| same_model(r)) {
+            let model = other.cases.iter().find_map(|x| x.model.as_ref());
+            return Err(HarnessError::Usage(format!(
+                "--anchor {}: it measured the model with SHA-256 {want}, the results measured \
+                 `{}` (SHA-256 {}): compare the same file",
+                anchor.dir.display(),
+                model.map_or("?", |m| m.path.as_str()),
+                model.map_or("?", |m| m.sha256.as_str())
+            )));
+        }
+    }
+    let mut skipped = Vec::new();
+    for r in with_e2e {
+        if !same_model(r) {
+            if let Some(m) = r.cases.iter().find_map(|x| x.model.as_ref()) {
+                skipped.push(format!("`{}` ({} thread(s))", m.name, r.threads));
             }
+            continue;
+        }
+        for c in r.comparisons.iter().filter(|c| c.kind == CaseKind::EndToEnd) {
             let prefill = (c.op == "e2e_prefill").then(|| tokens_of(&c.shape)).flatten();
             let (phase, theirs) = match anchor.run_for(prefill, r.threads) {
                 Some(b) if prefill.is_some() => (format!("prefill {} tokens", b.n_prompt), b),
@@ -165,6 +184,13 @@ pub fn section(anchor: &Anchor, results: &[ResultFile]) -> Result<String, Harnes
         md.push_str(
             "| | no end-to-end result at a thread count and phase the anchor measured | | | | |\n",
         );
+    }
+    if !skipped.is_empty() {
+        skipped.dedup();
+        md.push_str(&format!(
+            "\nNot compared (another model than the anchor's): {}.\n",
+            skipped.join(", ")
+        ));
     }
     md.push('\n');
     Ok(md)

@@ -277,7 +277,12 @@ pub fn report_markdown(
     for (i, other) in results.iter().enumerate() {
         let has_e2e = other.comparisons.iter().any(|c| c.kind == CaseKind::EndToEnd);
         if i != primary && has_e2e {
-            let title = format!("## End to end, {} thread(s)\n", other.threads);
+            let model = other.cases.iter().find_map(|c| c.model.as_ref());
+            let title = format!(
+                "## End to end, {}{} thread(s)\n",
+                model.map(|m| format!("{}, ", m.name)).unwrap_or_default(),
+                other.threads
+            );
             md.push_str(&end_to_end_section(other).replacen("## End to end\n", &title, 1));
         }
     }

@@ -86,7 +86,9 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     /// A pool of `threads` threads in total (the caller counts as one; `threads - 1` are
-    /// spawned). `threads == 0` is treated as 1.
+    /// spawned). `threads == 0` is treated as 1. Returns once every worker is running: a
+    /// thread's start-up (its stack guard, its name, its allocations) then never falls into
+    /// the first parallel regions, where it would be timed or counted as theirs.
     pub fn new(threads: usize) -> Self {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
@@ -99,15 +101,24 @@ impl ThreadPool {
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
+        let started = Arc::new(AtomicUsize::new(0));
         let workers = (1..threads)
             .map(|index| {
                 let shared = Arc::clone(&shared);
+                let started = Arc::clone(&started);
                 std::thread::Builder::new()
                     .name(format!("gllm-worker-{index}"))
-                    .spawn(move || worker(shared))
+                    .spawn(move || {
+                        started.fetch_add(1, Ordering::Release);
+                        worker(shared)
+                    })
                     .expect("spawning a pool worker thread")
             })
             .collect();
+        let mut spins = 0u32;
+        while started.load(Ordering::Acquire) != threads - 1 {
+            backoff(&mut spins);
+        }
         ThreadPool { shared, workers, threads, running: Mutex::new(()) }
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::baseline::{CaseKind, ResultFile, StageEntry};
+use crate::baseline::{CaseKind, ResultFile};
 use crate::error::HarnessError;
 
 /// One llama-bench test: `pp<n_prompt>` (prefill) or `tg<n_gen>` (decode) at `n_threads`.
@@ -164,8 +164,7 @@ pub fn section(anchor: &Anchor, results: &[ResultFile]) -> Result<String, Harnes
                 Some(b) => (format!("decode (llama.cpp tg{})", b.n_gen), b),
                 None => continue,
             };
-            let entries: Vec<&StageEntry> = c.entries.iter().filter(|e| e.verified).collect();
-            for e in entries {
+            for e in c.entries.iter().filter(|e| e.verified) {
                 let Some(ours) = e.throughput else { continue };
                 md.push_str(&format!(
                     "| {} | {phase} | {} ± {} | `{}` | {} | {:.2}× |\n",

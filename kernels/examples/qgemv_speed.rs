@@ -1,7 +1,9 @@
 //! Decode GEMV (one token) timing of the `avx2` qmatmul at SmolLM2-135M's shapes: each matrix
 //! hot (weights in cache, one matrix called again and again) and a cold sweep of one decode
 //! token's matrices (30 layers of distinct Q4_1 weights plus the 49152×576 Q8_0 vocabulary
-//! projection, ~96 MB: every byte comes from DRAM, as in the model), at 1 and 2 threads.
+//! projection, ~96 MB: every byte comes from DRAM, as in the model), at 1 and 2 threads. Q4_1
+//! is timed in both layouts: GGUF rows (`qmatvec_q4_1` avx2) and interleaved by 8 rows
+//! (`qmatvec_q4_1x8` avx2), alternately.
 //!
 //! `cargo run --release -p gllm-kernels --example qgemv_speed [-- SECONDS]`
 //!
@@ -10,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use gllm_kernels::quant::{quantize_activations, random, select_qmatmul, QuantType};
+use gllm_kernels::quant::{q4_1x8, quantize_activations, random, select_qmatmul, QuantType};
 use gllm_kernels::threads::{split_ranges, ThreadPool};
 
 const LAYERS: usize = 30;
@@ -20,13 +22,20 @@ struct Matrix {
     rows: usize,
     k: usize,
     bytes: Vec<u8>,
+    /// The same matrix interleaved by 8 rows (Q4_1 only).
+    x8: Vec<u8>,
 }
 
 impl Matrix {
     fn random(ty: QuantType, rows: usize, k: usize, seed: u64) -> Matrix {
         let mut rng = gllm_kernels::registry::rng(seed);
         let bytes = random::blocks(ty, rows * k / ty.block_elems(), &mut rng);
-        Matrix { ty, rows, k, bytes }
+        let mut x8 = Vec::new();
+        if ty == QuantType::Q4_1 {
+            x8 = vec![0; bytes.len()];
+            q4_1x8::interleave(&bytes, rows, k, &mut x8);
+        }
+        Matrix { ty, rows, k, bytes, x8 }
     }
 }
 
@@ -46,9 +55,19 @@ fn time(budget: Duration, per_batch: usize, mut f: impl FnMut()) -> (f64, f64) {
     (samples[0], samples[samples.len() / 2])
 }
 
-/// `y = W·x` for one token, rows split across `pool` in multiples of 8.
-fn gemv(pool: &ThreadPool, w: &Matrix, acts: &gllm_kernels::quant::QuantizedActs, y: &mut [f32]) {
-    let f = select_qmatmul("avx2").expect("this example needs AVX2/FMA/F16C");
+/// `y = W·x` for one token, rows split across `pool` in multiples of 8; `x8`: the interleaved
+/// layout (Q4_1).
+fn gemv(
+    pool: &ThreadPool,
+    w: &Matrix,
+    acts: &gllm_kernels::quant::QuantizedActs,
+    y: &mut [f32],
+    x8: bool,
+) {
+    let x8 = x8 && !w.x8.is_empty();
+    let f = if x8 { q4_1x8::select("avx2") } else { select_qmatmul("avx2") };
+    let f = f.expect("this example needs AVX2/FMA/F16C");
+    let bytes = if x8 { &w.x8 } else { &w.bytes };
     let row_bytes = w.bytes.len() / w.rows;
     let ranges = split_ranges(w.rows, pool.threads(), 8);
     let y_ptr = y.as_mut_ptr() as usize;
@@ -57,7 +76,7 @@ fn gemv(pool: &ThreadPool, w: &Matrix, acts: &gllm_kernels::quant::QuantizedActs
         // SAFETY: the ranges are disjoint and inside `y[..rows]`.
         let out =
             unsafe { std::slice::from_raw_parts_mut((y_ptr as *mut f32).add(r.start), r.len()) };
-        f(&w.bytes[r.start * row_bytes..r.end * row_bytes], w.ty, r.len(), w.k, acts, out, w.rows);
+        f(&bytes[r.start * row_bytes..r.end * row_bytes], w.ty, r.len(), w.k, acts, out, w.rows);
     });
 }
 
@@ -72,7 +91,7 @@ fn count() {
         let w = Matrix::random(ty, 576, 576, 11);
         let a = quantize_activations(ty.activation_type().unwrap(), &x, 1, 576);
         for _ in 0..1000 {
-            gemv(&pool, &w, &a, &mut y);
+            gemv(&pool, &w, &a, &mut y, false);
         }
     }
 }
@@ -111,8 +130,11 @@ fn main() {
     {
         let w = Matrix::random(QuantType::Q4_1, rows, k, rows as u64 * 3 + k as u64);
         let a = acts(w.ty, k);
-        let (best, median) = time(budget, 200, || gemv(&one, &w, &a, &mut y));
-        println!("  {name:<14} q4_1 {:>8.2} {:>8.2}", best * 1e6, median * 1e6);
+        for x8 in [false, true] {
+            let (best, median) = time(budget, 200, || gemv(&one, &w, &a, &mut y, x8));
+            let layout = if x8 { "x8  " } else { "rows" };
+            println!("  {name:<14} q4_1 {layout} {:>8.2} {:>8.2}", best * 1e6, median * 1e6);
+        }
     }
 
     let layers: Vec<Vec<Matrix>> = (0..LAYERS)
@@ -129,7 +151,7 @@ fn main() {
     let output = Matrix::random(QuantType::Q8_0, vocab, e, 99);
     // three copies (85 MB, past the 32 MiB L3) called in turn: each call reads DRAM
     let outputs: Vec<Matrix> =
-        (0..3).map(|_| Matrix { bytes: output.bytes.clone(), ..output }).collect();
+        (0..3).map(|_| Matrix { bytes: output.bytes.clone(), x8: Vec::new(), ..output }).collect();
     let a41 = [acts(QuantType::Q4_1, e), acts(QuantType::Q4_1, ff)];
     let a80 = acts(QuantType::Q8_0, e);
     for threads in [1, 2] {
@@ -137,7 +159,7 @@ fn main() {
         let mut turn = 0;
         let (best, median) = time(budget, 1, || {
             turn = (turn + 1) % outputs.len();
-            gemv(&pool, &outputs[turn], &a80, &mut y)
+            gemv(&pool, &outputs[turn], &a80, &mut y, false)
         });
         println!(
             "{threads} thread(s): vocabulary 49152x576 q8_0 from DRAM: {:.3} / {:.3} ms ({:.1} GB/s best)",
@@ -145,19 +167,22 @@ fn main() {
             median * 1e3,
             output.bytes.len() as f64 / best / 1e9
         );
-        let mut sweep = || {
-            for l in &layers {
-                for w in l {
-                    gemv(&pool, w, &a41[usize::from(w.k != e)], &mut y);
+        for x8 in [false, true, false, true] {
+            let mut sweep = || {
+                for l in &layers {
+                    for w in l {
+                        gemv(&pool, w, &a41[usize::from(w.k != e)], &mut y, x8);
+                    }
                 }
-            }
-            gemv(&pool, &outputs[0], &a80, &mut y);
-        };
-        let (best, median) = time(budget, 1, &mut sweep);
-        println!(
-            "{threads} thread(s): cold sweep (30 layers q4_1 + vocabulary): {:.3} / {:.3} ms",
-            best * 1e3,
-            median * 1e3
-        );
+                gemv(&pool, &outputs[0], &a80, &mut y, false);
+            };
+            let (best, median) = time(budget, 1, &mut sweep);
+            let layout = if x8 { "x8" } else { "rows" };
+            println!(
+                "{threads} thread(s): cold sweep (30 layers q4_1 {layout} + vocabulary): {:.3} / {:.3} ms",
+                best * 1e3,
+                median * 1e3
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use gllm_kernels::ops::attention::AttentionShape;
 use gllm_kernels::ops::ggml::{attention_ggml, rms_norm_ggml};
-use gllm_kernels::quant::{qmatmul, quantize_activations};
+use gllm_kernels::quant::{q4_1x8, qmatmul, quantize_activations, QMatmulFn, QuantType};
 use gllm_kernels::threads::ThreadPool;
 use gllm_model::gguf::GgufFile;
 use gllm_model::llama::matmul::{part_range, ROW_ALIGN};
@@ -61,7 +61,8 @@ fn main() {
         1.0 / per_token(best),
         1.0 / per_token(median)
     );
-    for op in ["qmatvec_q4_1", "qmatvec_q8_0", "attention", "rms_norm", "linear"] {
+    for op in ["qmatvec_q4_1", "qmatvec_q4_1x8", "qmatvec_q8_0", "attention", "rms_norm", "linear"]
+    {
         println!("  {op} = {}", model.stage().variant(op).name);
     }
 
@@ -84,7 +85,20 @@ fn main() {
             std::hint::black_box(quantize_activations(act, &x, 1, k));
         });
         let mut y = vec![0.0f32; rows];
-        let bytes = file.tensor_data(info);
+        // the storage the model chose: Q4_1 interleaved by 8 rows when its stage says so
+        let x8 = q4_1x8::select(model.stage().variant("qmatvec_q4_1x8").name)
+            .filter(|_| model.stage().variant("qmatvec_q4_1x8").name != "naive")
+            .filter(|_| info.ty == QuantType::Q4_1 && q4_1x8::fits(rows, k));
+        let interleaved;
+        let (bytes, qmatmul): (&[u8], QMatmulFn) = match x8 {
+            Some(f) => {
+                let mut b = vec![0u8; file.tensor_data(info).len()];
+                q4_1x8::interleave(file.tensor_data(info), rows, k, &mut b);
+                interleaved = b;
+                (&interleaved, f)
+            }
+            None => (file.tensor_data(info), qmatmul),
+        };
         let row_bytes = bytes.len() / rows;
         let y_addr = y.as_mut_ptr() as usize;
         let one = |pool: &ThreadPool| {

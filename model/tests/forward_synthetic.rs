@@ -159,6 +159,40 @@ fn quantized_stage_keeps_weights_in_blocks_and_f32_stages_do_not() {
     assert!(!f.weights().layers[0].down.is_quantized());
 }
 
+/// The `quantized` stage interleaves its Q4_1 matrices by 8 rows (`qmatvec_q4_1x8`, avx2);
+/// forcing that op to `naive` keeps them in GGUF rows. Both must give the same bits, in prefill
+/// (the GEMM) and in decode (the GEMV), at 1 and 2 threads (the split falls on panels).
+#[test]
+fn interleaved_q4_1_gives_the_bits_of_gguf_rows() {
+    use gllm_kernels::stage;
+    use gllm_model::llama::weights::MatrixData;
+    if gllm_kernels::quant::q4_1x8::select("avx2").is_none() {
+        eprintln!("skipped: no AVX2/FMA/F16C, the quantized stage keeps GGUF rows");
+        return;
+    }
+    let file = std::sync::Arc::new(gllm_model::gguf::GgufFile::open(tiny()).unwrap());
+    let stages = stage::builtin();
+    let interleaved = stage::resolve_with_force(&stages, "quantized", None).unwrap();
+    let rows =
+        stage::resolve_with_force(&stages, "quantized", Some("qmatvec_q4_1x8=naive")).unwrap();
+    let seq = tokens(23);
+    for threads in [1, 2] {
+        let options = ModelOptions { threads, max_batch: 64, ..Default::default() };
+        let mut a = Model::from_file(file.clone(), &interleaved, &options).unwrap();
+        let mut b = Model::from_file(file.clone(), &rows, &options).unwrap();
+        assert!(matches!(a.weights().layers[0].gate.data, MatrixData::Q4_1x8 { .. }));
+        assert!(matches!(b.weights().layers[0].gate.data, MatrixData::Blocks { .. }));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (pa, pb) =
+            (a.prefill(&seq[..17]).unwrap().to_vec(), b.prefill(&seq[..17]).unwrap().to_vec());
+        assert_eq!(bits(&pa), bits(&pb), "threads={threads}: prefill logits differ");
+        for &t in &seq[17..] {
+            let x = a.decode(t).unwrap().to_vec();
+            assert_eq!(bits(&x), bits(b.decode(t).unwrap()), "threads={threads}: decode differs");
+        }
+    }
+}
+
 #[test]
 fn generate_streams_text_and_stops() {
     let path = tiny();

@@ -11,6 +11,8 @@ pub mod f32_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod f32_packed_avx2;
 #[cfg(target_arch = "x86_64")]
+pub mod q4_1x8_avx2;
+#[cfg(target_arch = "x86_64")]
 mod qgemv_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod quant_avx2;

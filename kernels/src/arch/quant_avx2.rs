@@ -657,7 +657,7 @@ gemm32_unsigned!(Q4_1, Q5_1);
 
 /// Weight rows per panel of the GEMM: one per f32 lane, so a panel's 8 outputs for one token
 /// are one vector.
-const GEMM_R: usize = 8;
+pub(super) const GEMM_R: usize = 8;
 
 /// One panel of [`GEMM_R`] weight rows, unpacked once per call into an L1-resident scratch
 /// and transposed so that a vector holds the same 4 quants of all 8 rows:
@@ -667,7 +667,7 @@ const GEMM_R: usize = 8;
 /// d[b], m[b]  lane r = row r's scale and minimum of block b
 /// ```
 /// Rows past the end of the matrix are zero (their lanes are computed, never stored).
-struct Panel {
+pub(super) struct Panel {
     q: Vec<__m256i>,
     qabs: Vec<__m256i>,
     d: Vec<__m256>,
@@ -711,7 +711,7 @@ unsafe fn transpose_8x8(v: [__m256i; 8]) -> [__m256i; 8] {
 }
 
 impl Panel {
-    fn new<K: Gemm32>(nb: usize) -> Panel {
+    pub(super) fn new<K: Gemm32>(nb: usize) -> Panel {
         // SAFETY: all-zero bits are a valid __m256i and a valid __m256 (eight 0.0).
         let (zi, zf): (__m256i, __m256) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
         Panel {
@@ -747,13 +747,34 @@ impl Panel {
     }
 }
 
+impl Panel {
+    /// Rows of one panel of an interleaved Q4_1 matrix (see [`crate::quant::q4_1x8`]): the
+    /// same contents [`Panel::fill`] makes from the 8 GGUF rows, without the transposes
+    /// (vector `v`'s low nibbles are group `v`, its high nibbles group `v + 4`).
+    #[inline(always)]
+    pub(super) unsafe fn fill_q4_1x8(&mut self, w: *const u8, nb: usize) {
+        let low = _mm256_set1_epi8(0x0f);
+        for b in 0..nb {
+            let pb = w.add(b * crate::quant::q4_1x8::PANEL_BLOCK);
+            *self.d.get_unchecked_mut(b) = _mm256_cvtph_ps(_mm_loadu_si128(pb.cast()));
+            *self.m.get_unchecked_mut(b) = _mm256_cvtph_ps(_mm_loadu_si128(pb.add(16).cast()));
+            for v in 0..4 {
+                let raw = loadu(pb.add(32 + 32 * v));
+                *self.q.get_unchecked_mut(b * 8 + v) = _mm256_and_si256(raw, low);
+                *self.q.get_unchecked_mut(b * 8 + v + 4) =
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
+            }
+        }
+    }
+}
+
 /// The panel's 8 rows dotted with one token (`a`: its blocks, `ad`/`asum`: its blocks' scales
 /// and Q8_1 sums), lane r = row r. Per output this is exactly ggml's AVX2 order: lane j of
 /// block b's accumulator gets `fma(d_w·d_a, Σ_{i<4} w[4j+i]·a[4j+i], ·)`, the 8 lanes are
 /// summed `((0+4)+(2+6))+((1+5)+(3+7))`, then `Σ_b m_w·s_a` (summed in block order) is added;
 /// here the 8 lanes of one output live in the 8 accumulators `acc[j]`, one output per lane.
 #[inline(always)]
-unsafe fn gemm_token<K: Gemm32>(
+pub(super) unsafe fn gemm_token<K: Gemm32>(
     p: &Panel,
     nb: usize,
     a: *const u8,

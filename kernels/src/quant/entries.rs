@@ -407,6 +407,97 @@ fn qmatvec_variants<const T: u32>() -> Vec<Variant> {
     ]
 }
 
+// ---------------------------------------------------------------- qmatvec_q4_1x8
+
+/// Op name of the interleaved Q4_1 matmul ([`super::q4_1x8`]).
+pub const QMATVEC_Q4_1X8: &str = "qmatvec_q4_1x8";
+
+fn x8_shapes(set: CaseSet) -> Vec<Shape> {
+    let shape = |m: usize, n: usize, k: usize| Shape::new(&[("m", m), ("n", n), ("k", k)]);
+    let list: &[(usize, usize, usize)] = match set {
+        // (m, n, blocks per row): the GEMV (m = 1), the GEMM with 2 and with many tokens
+        CaseSet::Test => &[(1, 8, 1), (1, 16, 3), (1, 40, 9), (2, 8, 2), (3, 24, 5), (9, 16, 18)],
+        CaseSet::Model => {
+            &[(1, 576, 18), (1, 1536, 18), (1, 576, 48), (64, 576, 18), (64, 576, 48)]
+        }
+        CaseSet::Sweep => &[
+            (1, 576, 48),
+            (2, 576, 48),
+            (4, 576, 48),
+            (8, 576, 48),
+            (16, 576, 48),
+            (32, 576, 48),
+            (64, 576, 48),
+        ],
+    };
+    list.iter().map(|&(m, n, nb)| shape(m, n, 32 * nb)).collect()
+}
+
+fn x8_prepare(shape: &Shape, seed: u64) -> Case {
+    let (m, n, k) = (shape.get("m"), shape.get("n"), shape.get("k"));
+    let mut rng = registry::rng(seed);
+    let rows = random::blocks(QuantType::Q4_1, n * k / 32, &mut rng);
+    let mut w = vec![0u8; rows.len()];
+    super::q4_1x8::interleave(&rows, n, k, &mut w);
+    let x = random::values(&mut rng, m * k);
+    Case::new(shape.clone(), vec![Buffer::Bytes(w), Buffer::F32(x)], registry::nan_output(m * n))
+}
+
+fn x8_run<const V: usize>(case: &mut Case) {
+    let (m, n, k) = (case.shape.get("m"), case.shape.get("n"), case.shape.get("k"));
+    let (inputs, y) = case.io();
+    let acts = quantize_activations(QuantType::Q8_1, inputs[1].f32(), m, k);
+    let f = super::q4_1x8::select(super::q4_1x8::variants()[V])
+        .expect("the variant is available (checked by the caller)");
+    f(inputs[0].bytes(), QuantType::Q4_1, n, k, &acts, y, n);
+}
+
+fn x8_magnitude(case: &Case) -> Vec<f64> {
+    let (m, n, k) = (case.shape.get("m"), case.shape.get("n"), case.shape.get("k"));
+    let mut rows = vec![0u8; case.inputs[0].bytes().len()];
+    super::q4_1x8::deinterleave(case.inputs[0].bytes(), n, k, &mut rows);
+    let acts = quantize_activations(QuantType::Q8_1, case.inputs[1].f32(), m, k);
+    magnitudes(QuantType::Q4_1, &rows, n, acts.blocks(), m, k)
+}
+
+fn x8_info() -> OpInfo {
+    OpInfo {
+        name: QMATVEC_Q4_1X8,
+        summary: "qmatvec_q4_1 on weights interleaved by 8 rows at load (same bytes, reordered: \
+                  one load holds 4 quants of 8 rows); w: [n, k] (n a multiple of 8), x: [m, k]",
+        unit: Unit::GflopPerS,
+        tolerance: DOT_TOLERANCE,
+        shapes: x8_shapes,
+        prepare: x8_prepare,
+        flops: |s| 2.0 * (s.get("m") * s.get("n") * s.get("k")) as f64,
+        bytes: |s| {
+            let (m, n, k) = (s.get("m"), s.get("n"), s.get("k"));
+            (n * k / 32 * 20 + 4 * m * k + 4 * m * n) as f64
+        },
+        magnitude: Some(x8_magnitude),
+    }
+}
+
+fn x8_variants() -> Vec<Variant> {
+    vec![
+        Variant {
+            op: QMATVEC_Q4_1X8,
+            name: "naive",
+            summary: "each 8-row panel de-interleaved to GGUF rows, then the naive qmatvec",
+            available: registry::always,
+            run: x8_run::<0>,
+        },
+        Variant {
+            op: QMATVEC_Q4_1X8,
+            name: "avx2",
+            summary:
+                "one token: 8 rows per vector, maddubs on 4 quants x 8 rows; more: the 8-row GEMM",
+            available: needs_avx2_f16c,
+            run: x8_run::<1>,
+        },
+    ]
+}
+
 // ---------------------------------------------------------------- tables
 
 macro_rules! per_type {
@@ -423,6 +514,7 @@ pub fn op_infos() -> Vec<OpInfo> {
     ops.extend(per_type!(dequant_info_vec, [1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30]));
     ops.extend(per_type!(dot_info_vec, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
     ops.extend(per_type!(qmatvec_info_vec, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
+    ops.push(x8_info());
     ops
 }
 
@@ -442,6 +534,7 @@ pub fn variants() -> Vec<Variant> {
     v.extend(per_type!(dequant_variants, [1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30]));
     v.extend(per_type!(dot_variants, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
     v.extend(per_type!(qmatvec_variants, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
+    v.extend(x8_variants());
     v
 }
 
@@ -456,7 +549,13 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
             .map(|&t| (dequant_op(t), if HAS_AVX2_DEQUANT.contains(&t) { FAST } else { SIMD }))
             .collect(),
         "quantized" => {
-            WEIGHT_TYPES.iter().flat_map(|&t| [(dot_op(t), FAST), (qmatvec_op(t), FAST)]).collect()
+            let mut v: Vec<_> = WEIGHT_TYPES
+                .iter()
+                .flat_map(|&t| [(dot_op(t), FAST), (qmatvec_op(t), FAST)])
+                .collect();
+            // without AVX2 the model keeps Q4_1 in GGUF rows (it interleaves only for avx2)
+            v.push((QMATVEC_Q4_1X8, &["avx2", "naive"]));
+            v
         }
         _ => Vec::new(),
     }

@@ -12,6 +12,9 @@
 //!
 //! A stage picks the qmatmul variant once: `stage.variant(qmatvec_op(wtype)).name` (e.g.
 //! `"avx2"` in the `quantized` stage) → [`select_qmatmul`] → a [`QMatmulFn`] to call per layer.
+//!
+//! [`q4_1x8`] is a load-time layout of Q4_1 matrices (8 rows interleaved, same bytes) with its
+//! own op, `qmatvec_q4_1x8`: the model uses it when the stage picks its `avx2` variant.
 
 // Block layouts are defined by index formulas (value i lives at byte f(i)); the loops say so.
 #![allow(clippy::needless_range_loop)]
@@ -25,6 +28,7 @@ pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
 pub mod q4_1;
+pub mod q4_1x8;
 pub mod q4_k;
 pub mod q5_0;
 pub mod q5_1;
@@ -39,7 +43,9 @@ mod types;
 use std::fmt;
 
 pub use block::{as_blocks, as_blocks_mut, blocks_as_bytes, Block};
-pub use entries::{dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, variants};
+pub use entries::{
+    dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, variants, QMATVEC_Q4_1X8,
+};
 pub use matmul::{
     best_qmatmul_variant, gemm_min_m, qmatmul, qmatmul_variants, quantize_activations,
     quantize_activations_into, quantize_q8_ggml, select_qmatmul, try_quantize_activations,

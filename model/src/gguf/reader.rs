@@ -495,6 +495,25 @@ impl GgufFile {
         &self.storage[start..start + info.n_bytes as usize]
     }
 
+    /// Gives the file pages that lie wholly inside `info`'s data back to the kernel: they leave
+    /// this process's resident set (the page cache keeps them). For a tensor the model copied
+    /// elsewhere at load. Reading the tensor afterwards is still correct (the pages fault back
+    /// in from the file). Advice only: errors are ignored; no-op for an in-memory file.
+    pub fn release_pages(&self, info: &TensorInfo) {
+        const PAGE: usize = 4096;
+        let Storage::Mapped(map) = &self.storage else { return };
+        let start = (self.data_offset + info.offset) as usize;
+        let (first, end) =
+            (start.next_multiple_of(PAGE), (start + info.n_bytes as usize) / PAGE * PAGE);
+        if end > first {
+            // SAFETY: the mapping is private and read-only, so MADV_DONTNEED discards no data:
+            // a later read of these pages maps them again from the unchanged file.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
+            };
+        }
+    }
+
     /// The raw bytes of the tensor named `name`.
     pub fn tensor_bytes(&self, name: &str) -> Result<&[u8], GgufError> {
         let info = self.require_tensor(name)?;

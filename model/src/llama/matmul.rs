@@ -11,7 +11,7 @@
 use gllm_kernels::ops::linear::{LinearFn, LinearShape};
 use gllm_kernels::ops::linear_packed::PANEL;
 use gllm_kernels::quant::matmul::quantize_activations_into;
-use gllm_kernels::quant::{QuantType, QuantizedActs};
+use gllm_kernels::quant::{QMatmulFn, QuantType, QuantizedActs};
 use gllm_kernels::threads::ThreadPool;
 
 use super::weights::{Matrix, MatrixData};
@@ -124,20 +124,29 @@ fn compute_rows(
             let shape = LinearShape { m, n: r.len(), k, y_stride: stride };
             packed_linear(out, &x[..m * k], &wv[panels], None, shape)
         }
+        MatrixData::Q4_1x8 { bytes, qmatmul } => {
+            // the same bytes per row as GGUF rows, and `r` starts on a panel (ROW_ALIGN)
+            quantized_rows(bytes, *qmatmul, w, acts, r, out, stride)
+        }
         MatrixData::Blocks { info, qmatmul, .. } => {
-            let bytes = file.tensor_data(info);
-            let row_bytes = bytes.len() / w.rows.max(1);
-            qmatmul(
-                &bytes[r.start * row_bytes..r.end * row_bytes],
-                w.file_type,
-                r.len(),
-                k,
-                acts,
-                out,
-                stride,
-            )
+            quantized_rows(file.tensor_data(info), *qmatmul, w, acts, r, out, stride)
         }
     }
+}
+
+/// Rows `r` of a quantized matrix stored as `bytes` (`w.rows` rows of equal size).
+fn quantized_rows(
+    bytes: &[u8],
+    qmatmul: QMatmulFn,
+    w: &Matrix,
+    acts: &QuantizedActs,
+    r: std::ops::Range<usize>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let row_bytes = bytes.len() / w.rows.max(1);
+    let rows = &bytes[r.start * row_bytes..r.end * row_bytes];
+    qmatmul(rows, w.file_type, r.len(), w.cols, acts, out, stride)
 }
 
 /// `y[..m·n] = x·Wᵀ` over the pool (see the module docs).

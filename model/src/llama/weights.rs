@@ -2,16 +2,23 @@
 //!
 //! f32 stages (`quantized_weights == false`) dequantize every matrix once at load with the
 //! stage's `dequant_<type>` variant. The `quantized` stage keeps each matrix in its GGUF blocks,
-//! borrowed from the memory-mapped file (no copy), and multiplies it with the stage's
+//! borrowed from the memory-mapped file (no copy; Q4_1 is the exception, see below), and
+//! multiplies it with the stage's
 //! `qmatvec_<type>` variant against activations quantized to the type's activation format. A
 //! matrix whose type has no quantized dot product (f32, f16, bf16) is dequantized in every
 //! stage. Norm vectors are always f32.
 //!
-//! Every dequantized matrix lives in one [`F32Arena`]: an anonymous mapping aligned to 2 MiB
-//! and advised `MADV_HUGEPAGE`, so decode streams its ~520 MiB through 2 MiB pages instead of
-//! 4 KiB ones (one TLB entry per 2 MiB, and no prefetch stream stopped at every 4 KiB page
+//! Every dequantized matrix lives in one [`WeightArena`]: an anonymous mapping aligned to 2
+//! MiB and advised `MADV_HUGEPAGE`, so decode streams its ~520 MiB through 2 MiB pages instead
+//! of 4 KiB ones (one TLB entry per 2 MiB, and no prefetch stream stopped at every 4 KiB page
 //! boundary): a one-core AVX2 read of 512 MiB runs 20–22 GB/s against 15–17 GB/s on 4 KiB
 //! pages on the Zen 3 development machine. The arena is read-only once filled.
+//!
+//! When the `quantized` stage chose the `avx2` variant of `qmatvec_q4_1x8`, every Q4_1 matrix
+//! of whole 8-row panels is copied into the arena interleaved by 8 rows
+//! ([`gllm_kernels::quant::q4_1x8`]: same size, one load serves 8 rows) and multiplied by that
+//! op; the file's pages of those tensors are then released, so resident memory holds the
+//! weights once. They also stream through huge pages instead of the file's 4 KiB ones.
 //!
 //! When the stage chose a `linear_packed` variant other than `naive`, every dequantized
 //! matrix is stored in that op's panels of 16 rows, transposed (see
@@ -25,7 +32,7 @@ use memmap2::{Mmap, MmapMut};
 
 use gllm_kernels::ops::linear::LinearFn;
 use gllm_kernels::ops::linear_packed::{self, PANEL};
-use gllm_kernels::quant::{self, DequantFn, QMatmulFn, QuantType};
+use gllm_kernels::quant::{self, q4_1x8, DequantFn, QMatmulFn, QuantType};
 use gllm_kernels::stage::ResolvedStage;
 
 use super::error::ModelError;
@@ -35,59 +42,83 @@ use crate::gguf::{GgufFile, TensorInfo};
 /// Huge-page size on x86-64 Linux: the arena starts on a multiple of it.
 const HUGE_PAGE: usize = 2 << 20;
 /// Matrices start on 64-byte (cache-line) boundaries in the arena.
-const MATRIX_ALIGN_FLOATS: usize = 16;
+const MATRIX_ALIGN: usize = 64;
 
-/// The f32 values of every dequantized matrix of a model, in one read-only anonymous mapping
-/// (see the module docs). Matrices borrow ranges of it through [`F32Weights`].
-pub struct F32Arena {
+/// The prepared weights of a model (dequantized f32 matrices, interleaved blocks) in one
+/// read-only anonymous mapping (see the module docs). Matrices borrow ranges of it through
+/// [`F32Weights`] and [`ArenaBytes`].
+pub struct WeightArena {
     map: Mmap,
-    /// Byte offset of the first value in `map` (the first 2 MiB boundary).
+    /// Byte offset of the first byte in `map` (the first 2 MiB boundary).
     start: usize,
-    /// Values in the arena.
+    /// Bytes in the arena.
     len: usize,
 }
 
-impl F32Arena {
-    /// Maps `len` zeroed values, fills them with `fill`, then makes them read-only.
-    fn build(len: usize, fill: impl FnOnce(&mut [f32])) -> std::io::Result<F32Arena> {
-        let bytes = len * std::mem::size_of::<f32>();
+impl WeightArena {
+    /// Maps `len` zeroed bytes (whose start is 2 MiB-aligned), fills them with `fill`, then
+    /// makes them read-only.
+    fn build(len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<WeightArena> {
         // One huge page more than needed, so the values can start on a 2 MiB boundary; the
         // pages before it are never touched and cost no memory.
-        let mut map = MmapMut::map_anon(bytes + HUGE_PAGE)?;
+        let mut map = MmapMut::map_anon(len + HUGE_PAGE)?;
         let start = map.as_ptr().align_offset(HUGE_PAGE);
         #[cfg(target_os = "linux")]
-        if bytes >= HUGE_PAGE {
+        if len >= HUGE_PAGE {
             // Advice only: a kernel without transparent huge pages refuses it and the arena
             // stays on 4 KiB pages, which is still correct.
-            let _ = map.advise_range(memmap2::Advice::HugePage, start, bytes);
+            let _ = map.advise_range(memmap2::Advice::HugePage, start, len);
         }
-        // SAFETY: `start + bytes <= map.len()` (align_offset < HUGE_PAGE), the start is
-        // 2 MiB- and therefore f32-aligned, the zeroed bytes are valid f32 values (0.0), and
-        // `map` is exclusively borrowed for the slice's lifetime.
-        let values = unsafe {
-            std::slice::from_raw_parts_mut(map.as_mut_ptr().add(start).cast::<f32>(), len)
-        };
-        fill(values);
-        Ok(F32Arena { map: map.make_read_only()?, start, len })
+        fill(&mut map[start..start + len]);
+        Ok(WeightArena { map: map.make_read_only()?, start, len })
     }
 
-    fn values(&self) -> &[f32] {
-        // SAFETY: as in `build`: `len` f32 values from the aligned `start`, inside the map,
-        // which lives as long as `self` and is no longer written.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.start).cast(), self.len) }
+    fn bytes(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
     }
 }
 
-/// One matrix's `[rows, cols]` row-major values: a range of the model's [`F32Arena`].
+/// `len` f32 values from byte `offset` (64-byte aligned) of an arena's bytes.
+fn as_f32s(bytes: &[u8], offset: usize, len: usize) -> &[f32] {
+    let b = &bytes[offset..offset + len * 4];
+    // SAFETY: in bounds (sliced above); the arena starts 2 MiB-aligned and f32 ranges start at
+    // multiples of MATRIX_ALIGN bytes, so the pointer is f32-aligned; any bits are valid f32.
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), len) }
+}
+
+/// [`as_f32s`], writable (while the arena is being filled).
+fn as_f32s_mut(bytes: &mut [u8], offset: usize, len: usize) -> &mut [f32] {
+    let b = &mut bytes[offset..offset + len * 4];
+    // SAFETY: as in `as_f32s`; `b` is exclusively borrowed for the result's lifetime.
+    unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast(), len) }
+}
+
+/// One matrix's `[rows, cols]` row-major values: a range of the model's [`WeightArena`].
 pub struct F32Weights {
-    arena: Arc<F32Arena>,
-    range: std::ops::Range<usize>,
+    arena: Arc<WeightArena>,
+    /// Byte offset of the first value.
+    offset: usize,
+    /// Values.
+    len: usize,
 }
 
 impl Deref for F32Weights {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.arena.values()[self.range.clone()]
+        as_f32s(self.arena.bytes(), self.offset, self.len)
+    }
+}
+
+/// One matrix's bytes in the model's [`WeightArena`].
+pub struct ArenaBytes {
+    arena: Arc<WeightArena>,
+    range: std::ops::Range<usize>,
+}
+
+impl Deref for ArenaBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.arena.bytes()[self.range.clone()]
     }
 }
 
@@ -100,6 +131,9 @@ pub enum MatrixData {
     F32Packed(F32Weights, LinearFn),
     /// The GGUF blocks in the mapped file, multiplied by `qmatmul` against `act` activations.
     Blocks { info: TensorInfo, qmatmul: QMatmulFn, act: QuantType },
+    /// Q4_1 blocks interleaved by 8 rows at load ([`q4_1x8`]), multiplied by the stage's
+    /// `qmatvec_q4_1x8` variant against Q8_1 activations.
+    Q4_1x8 { bytes: ArenaBytes, qmatmul: QMatmulFn },
 }
 
 /// One weight matrix `W: [rows, cols]` (ggml dims `[cols, rows]`): `y = x·Wᵀ`.
@@ -121,7 +155,7 @@ pub struct Matrix {
 impl Matrix {
     /// Whether the matrix is multiplied on its blocks.
     pub fn is_quantized(&self) -> bool {
-        matches!(self.data, MatrixData::Blocks { .. })
+        matches!(self.data, MatrixData::Blocks { .. } | MatrixData::Q4_1x8 { .. })
     }
 
     /// The activation format the matrix multiplies against (`None` for f32 matrices).
@@ -129,6 +163,7 @@ impl Matrix {
         match &self.data {
             MatrixData::F32(_) | MatrixData::F32Packed(..) => None,
             MatrixData::Blocks { act, .. } => Some(*act),
+            MatrixData::Q4_1x8 { .. } => Some(QuantType::Q8_1),
         }
     }
 
@@ -140,6 +175,11 @@ impl Matrix {
             MatrixData::Blocks { info, .. } => {
                 let bytes = &file.tensor_data(info)[r * self.row_bytes..(r + 1) * self.row_bytes];
                 (self.dequant)(bytes, out)
+            }
+            MatrixData::Q4_1x8 { bytes, .. } => {
+                let mut row = vec![0u8; self.row_bytes];
+                q4_1x8::row(bytes, self.cols, r, &mut row);
+                (self.dequant)(&row, out)
             }
         }
     }
@@ -233,6 +273,17 @@ fn dequantize_packed(
     }
 }
 
+/// How a planned matrix is stored.
+#[derive(Clone, Copy)]
+enum Storage {
+    /// Its GGUF blocks in the mapped file.
+    Blocks(QMatmulFn),
+    /// Q4_1 interleaved by 8 rows into the arena.
+    Q4_1x8(QMatmulFn),
+    /// Dequantized into the arena, packed for `linear_packed` when `Some`.
+    F32(Option<LinearFn>),
+}
+
 /// A matrix checked and prepared for the stage, before any value is read.
 struct MatrixPlan {
     name: String,
@@ -241,12 +292,15 @@ struct MatrixPlan {
     cols: usize,
     row_bytes: usize,
     dequant: DequantFn,
-    /// `Some` when the matrix stays in its blocks.
-    qmatmul: Option<QMatmulFn>,
-    /// `Some` when the dequantized matrix is packed for this `linear_packed` variant.
-    packed: Option<LinearFn>,
-    /// Where its values go in the arena when it is dequantized.
+    storage: Storage,
+    /// Where it goes in the arena (unless it stays in its blocks).
     arena_offset: usize,
+}
+
+/// The stage's `qmatvec_q4_1x8` function when it is worth interleaving for (not `naive`).
+fn interleaved_qmatmul(stage: &ResolvedStage) -> Option<QMatmulFn> {
+    let variant = stage.choices.get(quant::QMATVEC_Q4_1X8)?.name;
+    q4_1x8::select(variant).filter(|_| variant != "naive")
 }
 
 fn plan_matrix(
@@ -268,9 +322,15 @@ fn plan_matrix(
         .row_bytes(cols)
         .map_err(|e| ModelError::Weights { tensor: name.into(), message: e.to_string() })?;
     let dequant = dequantizer(stage, t, name)?;
-    let qmatmul = qmatmul_for(stage, t).filter(|_| keep_blocks);
     let packed_variant = stage.variant("linear_packed").name;
     let packed = linear_packed::select(packed_variant).filter(|_| packed_variant != "naive");
+    let x8 =
+        interleaved_qmatmul(stage).filter(|_| t == QuantType::Q4_1 && q4_1x8::fits(rows, cols));
+    let storage = match (keep_blocks, x8, qmatmul_for(stage, t)) {
+        (true, Some(f), _) => Storage::Q4_1x8(f),
+        (true, None, Some(f)) => Storage::Blocks(f),
+        _ => Storage::F32(packed),
+    };
     Ok(MatrixPlan {
         name: name.into(),
         info,
@@ -278,32 +338,55 @@ fn plan_matrix(
         cols,
         row_bytes,
         dequant,
-        qmatmul,
-        packed,
+        storage,
         arena_offset: 0,
     })
 }
 
 impl MatrixPlan {
-    /// Values the matrix takes in the arena.
-    fn arena_len(&self) -> usize {
-        match self.packed {
-            Some(_) => linear_packed::packed_len(self.rows, self.cols),
-            None => self.rows * self.cols,
+    /// Bytes the matrix takes in the arena.
+    fn arena_bytes(&self) -> usize {
+        match self.storage {
+            Storage::Blocks(_) => 0,
+            Storage::Q4_1x8(_) => self.info.n_bytes as usize,
+            Storage::F32(Some(_)) => 4 * linear_packed::packed_len(self.rows, self.cols),
+            Storage::F32(None) => 4 * self.rows * self.cols,
         }
     }
 
-    fn into_matrix(self, arena: &Arc<F32Arena>) -> Matrix {
+    /// Writes the matrix into its arena bytes `out` (`arena_bytes()` long).
+    fn fill(&self, file: &GgufFile, out: &mut [u8]) {
+        let bytes = file.tensor_data(&self.info);
+        let (cols, row_bytes) = (self.cols, self.row_bytes);
+        match self.storage {
+            Storage::Blocks(_) => {}
+            Storage::Q4_1x8(_) => q4_1x8::interleave(bytes, self.rows, cols, out),
+            Storage::F32(packed) => {
+                let values = as_f32s_mut(out, 0, out.len() / 4);
+                match packed {
+                    Some(_) => dequantize_packed(self.dequant, bytes, values, cols, row_bytes),
+                    None => dequantize_all(self.dequant, bytes, values, cols, row_bytes),
+                }
+            }
+        }
+    }
+
+    fn into_matrix(self, arena: &Arc<WeightArena>) -> Matrix {
         let t = self.info.ty;
-        let data = match self.qmatmul {
-            Some(qmatmul) => {
+        let (offset, len) = (self.arena_offset, self.arena_bytes());
+        let arena = Arc::clone(arena);
+        let data = match self.storage {
+            Storage::Blocks(qmatmul) => {
                 let act = t.activation_type().expect("qmatmul_for checked it");
                 MatrixData::Blocks { info: self.info, qmatmul, act }
             }
-            None => {
-                let range = self.arena_offset..self.arena_offset + self.arena_len();
-                let weights = F32Weights { arena: Arc::clone(arena), range };
-                match self.packed {
+            Storage::Q4_1x8(qmatmul) => MatrixData::Q4_1x8 {
+                bytes: ArenaBytes { arena, range: offset..offset + len },
+                qmatmul,
+            },
+            Storage::F32(packed) => {
+                let weights = F32Weights { arena, offset, len: len / 4 };
+                match packed {
                     Some(linear) => MatrixData::F32Packed(weights, linear),
                     None => MatrixData::F32(weights),
                 }
@@ -355,23 +438,23 @@ impl Weights {
             .map(|name| plan_matrix(f, stage, name, keep))
             .collect::<Result<Vec<_>, _>>()?;
         let mut arena_len = 0;
-        for p in plans.iter_mut().filter(|p| p.qmatmul.is_none()) {
+        for p in &mut plans {
             p.arena_offset = arena_len;
-            arena_len += p.arena_len().next_multiple_of(MATRIX_ALIGN_FLOATS);
+            arena_len += p.arena_bytes().next_multiple_of(MATRIX_ALIGN);
         }
-        let arena = F32Arena::build(arena_len, |values| {
-            for p in plans.iter().filter(|p| p.qmatmul.is_none()) {
-                let out = &mut values[p.arena_offset..p.arena_offset + p.arena_len()];
-                let bytes = f.tensor_data(&p.info);
-                match p.packed {
-                    Some(_) => dequantize_packed(p.dequant, bytes, out, p.cols, p.row_bytes),
-                    None => dequantize_all(p.dequant, bytes, out, p.cols, p.row_bytes),
+        let arena = WeightArena::build(arena_len, |bytes| {
+            for p in &plans {
+                p.fill(f, &mut bytes[p.arena_offset..p.arena_offset + p.arena_bytes()]);
+                if let Storage::Q4_1x8(_) = p.storage {
+                    // Read no more from the file: its pages leave the resident set (the page
+                    // cache keeps them), one matrix at a time, so the peak holds one copy.
+                    f.release_pages(&p.info);
                 }
             }
         })
         .map_err(|e| ModelError::Weights {
-            tensor: "(all dequantized matrices)".into(),
-            message: format!("mapping {arena_len} f32 values: {e}"),
+            tensor: "(all prepared matrices)".into(),
+            message: format!("mapping {arena_len} bytes: {e}"),
         })?;
         let arena = Arc::new(arena);
         let mut matrices = plans.into_iter().map(|p| p.into_matrix(&arena));

@@ -184,8 +184,9 @@ pub fn select(variant: &str) -> Option<LinearFn> {
 fn shapes(set: CaseSet) -> Vec<Shape> {
     let mut mnk = linear::shape_list(set);
     if set == CaseSet::Test {
-        // several k slices (> 256) and x-row blocks (> 144 rows) of the GEMM
-        mnk.extend([(7, 33, 600), (13, 40, 1100), (150, 20, 30), (2, 17, 257)]);
+        // several k slices (> 256) and, at k = 1536, two blocks of x rows (66 rows each) of
+        // the GEMM
+        mnk.extend([(7, 33, 600), (13, 40, 1100), (150, 20, 30), (2, 17, 257), (80, 24, 1536)]);
     }
     mnk.into_iter().map(|(m, n, k)| Shape::new(&[("m", m), ("n", n), ("k", k)])).collect()
 }

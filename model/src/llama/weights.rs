@@ -3,10 +3,9 @@
 //! f32 stages (`quantized_weights == false`) dequantize every matrix once at load with the
 //! stage's `dequant_<type>` variant. The `quantized` stage keeps each matrix in its GGUF blocks,
 //! borrowed from the memory-mapped file (no copy; Q4_1 is the exception, see below), and
-//! multiplies it with the stage's
-//! `qmatvec_<type>` variant against activations quantized to the type's activation format. A
-//! matrix whose type has no quantized dot product (f32, f16, bf16) is dequantized in every
-//! stage. Norm vectors are always f32.
+//! multiplies it with the stage's `qmatvec_<type>` variant against activations quantized to
+//! the type's activation format. A matrix whose type has no quantized dot product (f32, f16,
+//! bf16) is dequantized in every stage. Norm vectors are always f32.
 //!
 //! Every dequantized matrix lives in one [`WeightArena`]: an anonymous mapping aligned to 2
 //! MiB and advised `MADV_HUGEPAGE`, so decode streams its ~520 MiB through 2 MiB pages instead
@@ -81,14 +80,16 @@ impl WeightArena {
 /// `len` f32 values from byte `offset` (64-byte aligned) of an arena's bytes.
 fn as_f32s(bytes: &[u8], offset: usize, len: usize) -> &[f32] {
     let b = &bytes[offset..offset + len * 4];
-    // SAFETY: in bounds (sliced above); the arena starts 2 MiB-aligned and f32 ranges start at
-    // multiples of MATRIX_ALIGN bytes, so the pointer is f32-aligned; any bits are valid f32.
+    assert_eq!(b.as_ptr().align_offset(4), 0, "f32 weights at a misaligned arena offset");
+    // SAFETY: in bounds (sliced above) and f32-aligned (asserted: the arena starts 2 MiB-aligned
+    // and matrices at multiples of MATRIX_ALIGN bytes); any bits are a valid f32.
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), len) }
 }
 
 /// [`as_f32s`], writable (while the arena is being filled).
 fn as_f32s_mut(bytes: &mut [u8], offset: usize, len: usize) -> &mut [f32] {
     let b = &mut bytes[offset..offset + len * 4];
+    assert_eq!(b.as_ptr().align_offset(4), 0, "f32 weights at a misaligned arena offset");
     // SAFETY: as in `as_f32s`; `b` is exclusively borrowed for the result's lifetime.
     unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast(), len) }
 }

@@ -49,6 +49,11 @@ impl CpuFeatures {
         self.avx2 && self.fma
     }
 
+    /// AVX2 + FMA + F16C: what the block-format kernels need (f16 scales by `vcvtph2ps`).
+    pub fn has_avx2_f16c(&self) -> bool {
+        self.has_avx2_fma() && self.f16c
+    }
+
     /// AVX-512 F + BW + VL: what our `avx512` kernels need.
     pub fn has_avx512(&self) -> bool {
         self.avx512f && self.avx512bw && self.avx512vl

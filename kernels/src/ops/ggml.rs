@@ -324,7 +324,7 @@ pub fn attention_ggml(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Atten
     #[cfg(target_arch = "x86_64")]
     {
         let cpu = crate::cpu::detected();
-        if cpu.has_avx2_fma() && cpu.f16c && matches!(s.head_dim, 64 | 128) {
+        if cpu.has_avx2_f16c() && matches!(s.head_dim, 64 | 128) {
             check_shape(out, q, k, v, s);
             // SAFETY: AVX2/FMA/F16C present; shapes checked, head_dim = 64·C.
             return unsafe {

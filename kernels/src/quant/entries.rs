@@ -36,7 +36,7 @@ fn ty<const T: u32>() -> QuantType {
 
 fn needs_avx2_f16c() -> Availability {
     let cpu = crate::cpu::detected();
-    if cpu.has_avx2_fma() && cpu.f16c {
+    if cpu.has_avx2_f16c() {
         Availability::Available
     } else {
         Availability::Unavailable("CPU lacks AVX2+FMA+F16C".into())

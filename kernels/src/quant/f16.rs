@@ -131,7 +131,7 @@ pub fn dequantize_f16_avx2(src: &[u8], dst: &mut [f32]) {
     assert_row(QuantType::F16, src, dst);
     #[cfg(target_arch = "x86_64")]
     {
-        assert!(crate::cpu::detected().has_avx2_fma() && crate::cpu::detected().f16c);
+        assert!(crate::cpu::detected().has_avx2_f16c());
         // SAFETY: the CPU has F16C/AVX2 (asserted); lengths were checked above.
         unsafe { crate::arch::quant_avx2::f16_to_f32_row(src, dst) };
     }

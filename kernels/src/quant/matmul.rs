@@ -157,7 +157,7 @@ pub fn quantize_activations_into(
     acts.blocks.resize(m * row_bytes, 0);
     let cpu = crate::cpu::detected();
     #[cfg(target_arch = "x86_64")]
-    if cpu.has_avx2_fma() && cpu.f16c {
+    if cpu.has_avx2_f16c() {
         // SAFETY: AVX2/FMA/F16C present; `x` fills exactly the blocks (checked above). The
         // AVX2 quantizers are bit-identical to the scalar ones below
         // (tests/quant_quantizers.rs).
@@ -235,9 +235,7 @@ pub fn select_qmatmul(variant: &str) -> Option<QMatmulFn> {
     match variant {
         "naive" => Some(qmatmul_naive),
         "simd" => Some(qmatmul_simd),
-        "avx2" if crate::cpu::detected().has_avx2_fma() && crate::cpu::detected().f16c => {
-            Some(qmatmul_avx2)
-        }
+        "avx2" if crate::cpu::detected().has_avx2_f16c() => Some(qmatmul_avx2),
         _ => None,
     }
 }
@@ -385,7 +383,7 @@ pub fn qmatmul_avx2(
 ) {
     check_qmatmul(weights, wtype, n_rows, k, acts, y, y_stride);
     let cpu = crate::cpu::detected();
-    assert!(cpu.has_avx2_fma() && cpu.f16c, "qmatmul avx2: the CPU lacks AVX2/FMA/F16C");
+    assert!(cpu.has_avx2_f16c(), "qmatmul avx2: the CPU lacks AVX2/FMA/F16C");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX2/FMA/F16C (asserted); every length was checked above.
     unsafe {

@@ -178,7 +178,7 @@ macro_rules! dequant_fn {
 /// exists and runs on this CPU.
 pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
     let cpu = crate::cpu::detected();
-    let avx2 = cpu.has_avx2_fma() && cpu.f16c;
+    let avx2 = cpu.has_avx2_f16c();
     let f: DequantFn = match (t, variant) {
         (QuantType::F32, "naive" | "simd") => f32_copy,
         (QuantType::F16, "naive") => f16::dequantize_f16_naive,
@@ -256,7 +256,7 @@ pub fn dequant_fn(t: QuantType, variant: &str) -> Option<DequantFn> {
 /// The 32-value formats with AVX2 (`check_dequant` has been applied by every caller).
 fn dequant_avx2(t: QuantType, src: &[u8], dst: &mut [f32]) {
     let cpu = crate::cpu::detected();
-    assert!(cpu.has_avx2_fma() && cpu.f16c, "dequantize avx2: the CPU lacks AVX2/FMA/F16C");
+    assert!(cpu.has_avx2_f16c(), "dequantize avx2: the CPU lacks AVX2/FMA/F16C");
     assert_eq!(dst.len(), src.len() / t.block_bytes() * 32, "dequantize {t}: output length");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX2/FMA/F16C present (asserted); lengths asserted above.

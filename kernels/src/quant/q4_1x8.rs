@@ -161,7 +161,7 @@ pub fn qmatmul_x8_avx2(
 ) {
     check(weights, wtype, n_rows, k, acts, y, y_stride);
     let cpu = crate::cpu::detected();
-    assert!(cpu.has_avx2_fma() && cpu.f16c, "qmatvec_q4_1x8 avx2: the CPU lacks AVX2/FMA/F16C");
+    assert!(cpu.has_avx2_f16c(), "qmatvec_q4_1x8 avx2: the CPU lacks AVX2/FMA/F16C");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX2/FMA/F16C (asserted); every length was checked above.
     unsafe {
@@ -180,9 +180,7 @@ pub fn variants() -> &'static [&'static str] {
 pub fn select(variant: &str) -> Option<QMatmulFn> {
     match variant {
         "naive" => Some(qmatmul_x8_naive),
-        "avx2" if crate::cpu::detected().has_avx2_fma() && crate::cpu::detected().f16c => {
-            Some(qmatmul_x8_avx2)
-        }
+        "avx2" if crate::cpu::detected().has_avx2_f16c() => Some(qmatmul_x8_avx2),
         _ => None,
     }
 }

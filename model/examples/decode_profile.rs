@@ -14,6 +14,7 @@ use gllm_kernels::quant::{q4_1x8, qmatmul, quantize_activations, QMatmulFn, Quan
 use gllm_kernels::threads::ThreadPool;
 use gllm_model::gguf::GgufFile;
 use gllm_model::llama::matmul::{part_range, ROW_ALIGN};
+use gllm_model::llama::weights::interleaved_qmatmul;
 use gllm_model::{Model, ModelOptions};
 
 /// Fastest and median seconds per call of `f` over `batches` batches of `per_batch` calls.
@@ -86,8 +87,7 @@ fn main() {
         });
         let mut y = vec![0.0f32; rows];
         // the storage the model chose: Q4_1 interleaved by 8 rows when its stage says so
-        let x8 = q4_1x8::select(model.stage().variant("qmatvec_q4_1x8").name)
-            .filter(|_| model.stage().variant("qmatvec_q4_1x8").name != "naive")
+        let x8 = interleaved_qmatmul(model.stage())
             .filter(|_| info.ty == QuantType::Q4_1 && q4_1x8::fits(rows, k));
         let interleaved;
         let (bytes, qmatmul): (&[u8], QMatmulFn) = match x8 {

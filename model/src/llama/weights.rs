@@ -298,8 +298,9 @@ struct MatrixPlan {
     arena_offset: usize,
 }
 
-/// The stage's `qmatvec_q4_1x8` function when it is worth interleaving for (not `naive`).
-fn interleaved_qmatmul(stage: &ResolvedStage) -> Option<QMatmulFn> {
+/// The stage's `qmatvec_q4_1x8` function when it is worth interleaving for (not `naive`):
+/// then every Q4_1 matrix of whole 8-row panels is stored interleaved.
+pub fn interleaved_qmatmul(stage: &ResolvedStage) -> Option<QMatmulFn> {
     let variant = stage.choices.get(quant::QMATVEC_Q4_1X8)?.name;
     q4_1x8::select(variant).filter(|_| variant != "naive")
 }

@@ -1,11 +1,12 @@
 //! `ops::ggml`: the vectorized forms give the bits of the scalar specifications, and the
-//! specifications are what they claim (an expf within its stated error, an attention that is
-//! attention, ggml's RoPE angles).
+//! specifications are what they claim (an expf within its stated error, the C library's expf
+//! reproduced, an attention that is attention, ggml's RoPE angles).
 
 use gllm_kernels::ops::attention::{attention_naive, AttentionShape};
 use gllm_kernels::ops::ggml::{
     attention_ggml, attention_ggml_scalar, silu_mul_ggml, silu_mul_ggml_scalar, v_expf,
 };
+use gllm_kernels::ops::libc_expf::expf_libc;
 use gllm_kernels::ops::rope::RopeTable;
 use gllm_kernels::quant::f16;
 use gllm_kernels::registry::rng;
@@ -36,6 +37,51 @@ fn v_expf_is_within_its_stated_error_and_saturates_like_ggml() {
     assert_eq!(v_expf(89.0), f32::INFINITY);
     assert_eq!(v_expf(-110.0), 0.0);
     assert!(v_expf(f32::NAN).is_nan());
+}
+
+/// Bits equal, NaN equal to NaN.
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+#[test]
+fn expf_libc_gives_the_c_librarys_bits() {
+    // glibc runs this form on CPUs with FMA (another variant without); other C libraries
+    // compute their own bits, which llama.cpp on x86-64 Linux does not see
+    let glibc_fma =
+        cfg!(all(target_os = "linux", target_env = "gnu")) && gllm_kernels::cpu::detected().fma;
+    if !glibc_fma {
+        eprintln!("SKIPPED expf_libc_gives_the_c_librarys_bits: needs glibc on a CPU with FMA");
+        return;
+    }
+    let edges = [
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        88.0,
+        88.72283,
+        88.72284,
+        -88.0,
+        -103.27892,
+        -103.27893,
+        -103.97207,
+        -103.97208,
+        f32::MAX,
+        f32::MIN,
+    ];
+    for x in edges {
+        assert!(same(expf_libc(x), x.exp()), "expf({x:e}): {:e} vs {:e}", expf_libc(x), x.exp());
+    }
+    // every 257th bit pattern (16.7 million inputs, every binade and sign), then densely where
+    // the softmax's arguments lie
+    let dense = (0..4_000_000u32).map(|i| -(i as f32) * 2.5e-6);
+    for x in (0..u32::MAX).step_by(257).map(f32::from_bits).chain(dense) {
+        assert!(same(expf_libc(x), x.exp()), "expf({x:e}): {:e} vs {:e}", expf_libc(x), x.exp());
+    }
 }
 
 #[test]

@@ -22,8 +22,9 @@
 //! - [`attention_ggml`]: ggml's flash attention over an f16 KV cache: K and V hold
 //!   f16-representable values (the caller rounds them as they enter the cache), Q is rounded
 //!   to f16, `q·k` is ggml's f16 dot (four 16-lane f32 accumulators folded pairwise, then a
-//!   tree sum of the 16 lanes), the online softmax uses the C library's `expf`, and the
-//!   output accumulator is itself rounded to f16 after every key.
+//!   tree sum of the 16 lanes), the online softmax uses the C library's `expf` (glibc's,
+//!   reproduced inline by [`super::libc_expf`]), and the output accumulator is itself
+//!   rounded to f16 after every key.
 //!
 //! The activation quantizers (`quant::quantize_activations`) follow ggml's x86 ones too, and
 //! the quantized dot products add their blocks in ggml's order (see `arch::quant_avx2`).
@@ -32,6 +33,7 @@
 use std::arch::x86_64::*;
 
 use super::attention::{check_shape, AttentionShape};
+use super::libc_expf::expf_libc;
 use super::rope::{RopePairing, RopeShape, RopeTable};
 use crate::quant::f16;
 
@@ -271,9 +273,9 @@ impl Online {
         let (ms, vs) = if s > self.max {
             let old = self.max;
             self.max = s;
-            (Some((old - s).exp()), 1.0)
+            (Some(expf_libc(old - s)), 1.0)
         } else {
-            (None, (s - self.max).exp())
+            (None, expf_libc(s - self.max))
         };
         self.sum = self.sum.mul_add(ms.unwrap_or(1.0), vs);
         (ms, vs)

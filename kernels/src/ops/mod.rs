@@ -9,6 +9,7 @@ pub mod fast_math;
 pub mod ggml;
 pub mod kernel_set;
 pub mod layer_norm;
+pub mod libc_expf;
 pub mod linear;
 pub mod linear_packed;
 pub mod rms_norm;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::baseline::{CaseKind, ResultFile};
 use crate::error::HarnessError;
+use crate::report::markdown::{cut_tokens, tokens_of};
 
 /// One llama-bench test: `pp<n_prompt>` (prefill) or `tg<n_gen>` (decode) at `n_threads`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -90,11 +91,6 @@ impl Anchor {
     }
 }
 
-/// `tokens=N` of an end-to-end case shape.
-fn tokens_of(shape: &str) -> Option<usize> {
-    shape.split(',').find_map(|kv| kv.strip_prefix("tokens=")).and_then(|v| v.parse().ok())
-}
-
 fn fmt_ts(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -166,8 +162,9 @@ pub fn section(anchor: &Anchor, results: &[ResultFile]) -> Result<String, Harnes
             };
             for e in c.entries.iter().filter(|e| e.verified) {
                 let Some(ours) = e.throughput else { continue };
+                let cut = cut_tokens(c, e).map(|n| format!(" ({n} tokens)")).unwrap_or_default();
                 md.push_str(&format!(
-                    "| {} | {phase} | {} ± {} | `{}` | {} | {:.2}× |\n",
+                    "| {} | {phase} | {} ± {} | `{}` | {}{cut} | {:.2}× |\n",
                     r.threads,
                     fmt_ts(theirs.avg_ts),
                     fmt_ts(theirs.stddev_ts),
@@ -198,6 +195,7 @@ pub fn section(anchor: &Anchor, results: &[ResultFile]) -> Result<String, Harnes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baseline::{Comparison, StageEntry};
 
     fn anchor(runs: Vec<BenchRun>) -> Anchor {
         Anchor {
@@ -230,9 +228,46 @@ mod tests {
     }
 
     #[test]
-    fn tokens_come_from_the_case_shape() {
+    fn tokens_come_from_the_case_shape_or_id() {
         assert_eq!(tokens_of("model=smollm2,tokens=64,threads=1"), Some(64));
         assert_eq!(tokens_of("model=smollm2,threads=1"), None);
+        assert_eq!(tokens_of("e2e_prefill(stage=simd,model=m,tokens=485,threads=1)"), Some(485));
+        assert_eq!(tokens_of("e2e_decode(stage=simd,model=m,threads=1)"), None);
+    }
+
+    fn entry(stage: &str, tokens: usize) -> StageEntry {
+        StageEntry {
+            stage: stage.into(),
+            variant: stage.into(),
+            case_id: format!("e2e_prefill(stage={stage},model=m,tokens={tokens},threads=1)"),
+            verified: true,
+            median_ns: Some(1e6),
+            throughput: Some(1e3),
+            percent_of_limit: None,
+            speedup_vs_first: None,
+            speedup_vs_previous: None,
+        }
+    }
+
+    #[test]
+    fn a_stage_cut_below_the_case_tokens_is_named() {
+        let comparison = |shape: &str| Comparison {
+            group: format!("e2e_prefill({shape})"),
+            kind: CaseKind::EndToEnd,
+            op: "e2e_prefill".into(),
+            shape: shape.into(),
+            cache: "hot".into(),
+            unit: "tokens/s".into(),
+            entries: vec![entry("naive", 14), entry("simd", 485), entry("quantized", 512)],
+        };
+        // the group's own count, or (a default count left out of the shape) the most any ran
+        for c in [comparison("model=m,tokens=512,threads=1"), comparison("model=m,threads=1")] {
+            let cut: Vec<_> = c.entries.iter().map(|e| cut_tokens(&c, e)).collect();
+            assert_eq!(cut, [Some(14), Some(485), None]);
+        }
+        let mut op = comparison("model=m,tokens=512,threads=1");
+        op.kind = CaseKind::Op;
+        assert_eq!(cut_tokens(&op, &op.entries[0]), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Markdown: the staged table (for `compare --markdown`) and the optimization report.
 
-use crate::baseline::{CaseKind, Comparison, ResultFile};
+use crate::baseline::{CaseKind, Comparison, ResultFile, StageEntry};
 use crate::report::format::{interval, sig3, time_ns};
 
 fn cell(s: &str) -> String {
@@ -14,6 +14,27 @@ fn speedup(r: &Option<crate::stats::Ratio>) -> String {
 }
 
 /// The staged table as markdown: one row per case and stage.
+/// `tokens=N` of a case shape (`model=m,tokens=64,threads=1`) or case id (`op(…,tokens=64)`).
+pub fn tokens_of(shape_or_id: &str) -> Option<usize> {
+    let inner = match shape_or_id.split_once('(') {
+        Some((_, rest)) => rest.strip_suffix(')').unwrap_or(rest),
+        None => shape_or_id,
+    };
+    inner.split(',').find_map(|kv| kv.strip_prefix("tokens=")).and_then(|v| v.parse().ok())
+}
+
+/// The tokens an end-to-end stage ran when the budget cut it below the case's count (the
+/// group's `tokens=`, else the most any stage ran): `Some(n)` to be shown beside its figure.
+pub fn cut_tokens(c: &Comparison, e: &StageEntry) -> Option<usize> {
+    if c.kind != CaseKind::EndToEnd {
+        return None;
+    }
+    let ran = tokens_of(&e.case_id)?;
+    let full = tokens_of(&c.shape)
+        .or_else(|| c.entries.iter().filter_map(|x| tokens_of(&x.case_id)).max())?;
+    (ran < full).then_some(ran)
+}
+
 pub fn comparison_table(result: &ResultFile, comparisons: &[&Comparison]) -> String {
     let mut out = String::from(
         "| case | stage | variant | median time | throughput | % of limit | vs first [95% CI] | vs previous [95% CI] |\n\
@@ -30,9 +51,12 @@ pub fn comparison_table(result: &ResultFile, comparisons: &[&Comparison]) -> Str
                 continue;
             }
             let ci = result.case(&e.case_id).and_then(|r| r.timing.as_ref()).map(|t| t.ci95_ns);
+            let stage = match cut_tokens(c, e) {
+                Some(n) => format!("{} ({n} tokens)", e.stage),
+                None => e.stage.clone(),
+            };
             out.push_str(&format!(
-                "| {case} | {} | {} | {}{} | {} | {} | {} | {} |\n",
-                e.stage,
+                "| {case} | {stage} | {} | {}{} | {} | {} | {} | {} |\n",
                 e.variant,
                 e.median_ns.map(time_ns).unwrap_or_default(),
                 ci.map(|c| format!(" [{}, {}]", time_ns(c.lo), time_ns(c.hi))).unwrap_or_default(),
@@ -188,8 +212,8 @@ pub fn end_to_end_section(r: &ResultFile) -> String {
         "Prefill: one batched forward of the prompt from an empty KV cache; decode: single-token \
          steps after a short prompt (kept in the cache). Median time is per token; tokens/s = \
          1 / that. Every stage's model is loaded once and the samples are interleaved across \
-         stages round by round; slow stages may run fewer tokens per sample (the token count is \
-         in each case id). % of limit: the FMA peak over 2 FLOP per weight per token, or the \
+         stages round by round; slow stages may run fewer tokens per sample (shown beside the \
+         stage when they do). % of limit: the FMA peak over 2 FLOP per weight per token, or the \
          DRAM bandwidth over the weight bytes streamed per token (once per prefill batch).\n\n",
     );
     md.push_str(&comparison_table(r, &comps));

@@ -195,7 +195,6 @@ pub fn section(anchor: &Anchor, results: &[ResultFile]) -> Result<String, Harnes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baseline::{Comparison, StageEntry};
 
     fn anchor(runs: Vec<BenchRun>) -> Anchor {
         Anchor {
@@ -225,49 +224,6 @@ mod tests {
         assert_eq!(a.run_for(None, 2).map(|r| r.avg_ts), Some(140.0));
         assert_eq!(a.run_for(Some(32), 1), None);
         assert_eq!(a.run_for(None, 4), None);
-    }
-
-    #[test]
-    fn tokens_come_from_the_case_shape_or_id() {
-        assert_eq!(tokens_of("model=smollm2,tokens=64,threads=1"), Some(64));
-        assert_eq!(tokens_of("model=smollm2,threads=1"), None);
-        assert_eq!(tokens_of("e2e_prefill(stage=simd,model=m,tokens=485,threads=1)"), Some(485));
-        assert_eq!(tokens_of("e2e_decode(stage=simd,model=m,threads=1)"), None);
-    }
-
-    fn entry(stage: &str, tokens: usize) -> StageEntry {
-        StageEntry {
-            stage: stage.into(),
-            variant: stage.into(),
-            case_id: format!("e2e_prefill(stage={stage},model=m,tokens={tokens},threads=1)"),
-            verified: true,
-            median_ns: Some(1e6),
-            throughput: Some(1e3),
-            percent_of_limit: None,
-            speedup_vs_first: None,
-            speedup_vs_previous: None,
-        }
-    }
-
-    #[test]
-    fn a_stage_cut_below_the_case_tokens_is_named() {
-        let comparison = |shape: &str| Comparison {
-            group: format!("e2e_prefill({shape})"),
-            kind: CaseKind::EndToEnd,
-            op: "e2e_prefill".into(),
-            shape: shape.into(),
-            cache: "hot".into(),
-            unit: "tokens/s".into(),
-            entries: vec![entry("naive", 14), entry("simd", 485), entry("quantized", 512)],
-        };
-        // the group's own count, or (a default count left out of the shape) the most any ran
-        for c in [comparison("model=m,tokens=512,threads=1"), comparison("model=m,threads=1")] {
-            let cut: Vec<_> = c.entries.iter().map(|e| cut_tokens(&c, e)).collect();
-            assert_eq!(cut, [Some(14), Some(485), None]);
-        }
-        let mut op = comparison("model=m,tokens=512,threads=1");
-        op.kind = CaseKind::Op;
-        assert_eq!(cut_tokens(&op, &op.entries[0]), None);
     }
 
     #[test]

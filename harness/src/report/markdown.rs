@@ -13,7 +13,6 @@ fn speedup(r: &Option<crate::stats::Ratio>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// The staged table as markdown: one row per case and stage.
 /// `tokens=N` of a case shape (`model=m,tokens=64,threads=1`) or case id (`op(…,tokens=64)`).
 pub fn tokens_of(shape_or_id: &str) -> Option<usize> {
     let inner = match shape_or_id.split_once('(') {
@@ -35,6 +34,7 @@ pub fn cut_tokens(c: &Comparison, e: &StageEntry) -> Option<usize> {
     (ran < full).then_some(ran)
 }
 
+/// The staged table as markdown: one row per case and stage.
 pub fn comparison_table(result: &ResultFile, comparisons: &[&Comparison]) -> String {
     let mut out = String::from(
         "| case | stage | variant | median time | throughput | % of limit | vs first [95% CI] | vs previous [95% CI] |\n\
@@ -362,4 +362,52 @@ pub fn report_markdown(
         results.len(),
     ));
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_the_case_shape_or_id() {
+        assert_eq!(tokens_of("model=smollm2,tokens=64,threads=1"), Some(64));
+        assert_eq!(tokens_of("model=smollm2,threads=1"), None);
+        assert_eq!(tokens_of("e2e_prefill(stage=simd,model=m,tokens=485,threads=1)"), Some(485));
+        assert_eq!(tokens_of("e2e_decode(stage=simd,model=m,threads=1)"), None);
+    }
+
+    fn entry(stage: &str, tokens: usize) -> StageEntry {
+        StageEntry {
+            stage: stage.into(),
+            variant: stage.into(),
+            case_id: format!("e2e_prefill(stage={stage},model=m,tokens={tokens},threads=1)"),
+            verified: true,
+            median_ns: Some(1e6),
+            throughput: Some(1e3),
+            percent_of_limit: None,
+            speedup_vs_first: None,
+            speedup_vs_previous: None,
+        }
+    }
+
+    #[test]
+    fn a_stage_cut_below_the_case_tokens_is_named() {
+        let comparison = |shape: &str| Comparison {
+            group: format!("e2e_prefill({shape})"),
+            kind: CaseKind::EndToEnd,
+            op: "e2e_prefill".into(),
+            shape: shape.into(),
+            cache: "hot".into(),
+            unit: "tokens/s".into(),
+            entries: vec![entry("naive", 14), entry("simd", 485), entry("quantized", 512)],
+        };
+        // the group's own count, or (a default count left out of the shape) the most any ran
+        for c in [comparison("model=m,tokens=512,threads=1"), comparison("model=m,threads=1")] {
+            let cut: Vec<_> = c.entries.iter().map(|e| cut_tokens(&c, e)).collect();
+            assert_eq!(cut, [Some(14), Some(485), None]);
+        }
+        let mut op = comparison("model=m,tokens=512,threads=1");
+        op.kind = CaseKind::Op;
+        assert_eq!(cut_tokens(&op, &op.entries[0]), None);
+    }
 }

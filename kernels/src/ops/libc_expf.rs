@@ -1,5 +1,5 @@
 //! The C library's `expf` as llama.cpp's CPU attention calls it, reproduced to the bit:
-//! glibc's x86-64 `expf` in the form its `ifunc` picks on CPUs with FMA.
+//! glibc's x86-64 `expf` in the form its `ifunc` picks on CPUs with FMA and AVX2.
 //!
 //! Why: ggml's flash attention takes one `expf` per query and key for its online softmax,
 //! and the `quantized` stage must give llama.cpp's bits ([`super::ggml`]). A call into the

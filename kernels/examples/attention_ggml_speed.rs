@@ -1,6 +1,8 @@
-//! Times `ops::ggml::attention_ggml` (llama.cpp's attention over an f16 cache, the one the
-//! quantized stage runs) at SmolLM2-135M's shapes on one thread: a prefill batch of `m`
-//! queries over `m` keys, and decode (one query) over 512 cached positions. Prints the best
+//! Times llama.cpp's attentions over an f16 cache (the ones the quantized stage runs) at
+//! SmolLM2-135M's shapes on one thread: `ops::ggml::attention_ggml` (a batch of fewer than 64
+//! queries, and decode: one query over 512 cached positions) and
+//! `ops::ggml_tiled::attention_ggml_tiled` (a batch of 64 or more), both on a prefill batch of
+//! `m` queries over `m` keys. Prints the best
 //! and median of 15 batches, in wall time and in this thread's on-CPU time (which leaves out
 //! the time a shared machine kept the thread waiting). Build two versions and run them
 //! alternately to compare them.
@@ -9,8 +11,9 @@
 
 use std::time::Instant;
 
-use gllm_kernels::ops::attention::AttentionShape;
+use gllm_kernels::ops::attention::{AttentionFn, AttentionShape};
 use gllm_kernels::ops::ggml::attention_ggml;
+use gllm_kernels::ops::ggml_tiled::attention_ggml_tiled;
 use gllm_kernels::quant::f16;
 use gllm_kernels::registry::rng;
 use rand::Rng;
@@ -18,7 +21,7 @@ use rand::Rng;
 #[path = "support/cpu_clock.rs"]
 mod cpu_clock;
 
-fn time(label: &str, s: AttentionShape) {
+fn time(label: &str, attention: AttentionFn, s: AttentionShape) {
     let mut r = rng(7);
     let (qn, cn) = (s.m * s.n_heads * s.head_dim, s.n_kv_heads * s.capacity * s.head_dim);
     let mut f16s = |n: usize| -> Vec<f32> {
@@ -34,7 +37,7 @@ fn time(label: &str, s: AttentionShape) {
         let (t, c) =
             (Instant::now(), cpu_clock::on_cpu_ns().expect("the thread CPU clock (Linux)"));
         for _ in 0..reps {
-            attention_ggml(&mut out, &q, &k, &v, s);
+            attention(&mut out, &q, &k, &v, s);
         }
         wall.push(t.elapsed().as_secs_f64() * 1e6 / reps as f64);
         cpu.push(
@@ -65,7 +68,8 @@ fn main() {
         head_dim: 64,
     };
     for m in if ms.is_empty() { vec![64, 512] } else { ms } {
-        time(&format!("prefill m = kv = {m}"), shape(m, m));
+        time(&format!("prefill m = kv = {m}"), attention_ggml, shape(m, m));
+        time(&format!("  tiled m = kv = {m}"), attention_ggml_tiled, shape(m, m));
     }
-    time("decode kv = 512", shape(1, 512));
+    time("decode kv = 512", attention_ggml, shape(1, 512));
 }

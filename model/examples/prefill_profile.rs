@@ -16,6 +16,7 @@ use gllm_kernels::quant::QuantizedActs;
 use gllm_kernels::threads::ThreadPool;
 use gllm_model::llama::attention::attend;
 use gllm_model::llama::matmul::{project, Activations, PartBuffers};
+use gllm_model::llama::model::LLAMA_UBATCH;
 use gllm_model::llama::weights::Matrix;
 use gllm_model::{Model, ModelOptions};
 
@@ -153,10 +154,8 @@ fn main() {
     line(" quantize", quantize, 0.0);
 
     // attention of every layer and batch (one layer's cache, random K and V), the one the
-    // model runs: llama.cpp's over an f16 cache when the stage's RoPE is ggml's
-    let ggml = kernels.variant_of("rope") == Some("ggml");
-    let attention_fn =
-        if ggml { gllm_kernels::ops::ggml::attention_ggml } else { kernels.attention };
+    // model runs: with llama.cpp's arithmetic, the one ggml picks for the prompt's ubatch
+    let attention_fn = model.attention_for(n.min(LLAMA_UBATCH));
     let to_f16 =
         |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| f16_to_f32(f32_to_f16(x))).collect() };
     let cap = n.max(2);

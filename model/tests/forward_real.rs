@@ -1,8 +1,8 @@
 //! The forward pass on the real SmolLM2-135M-Instruct Q4_1 file against llama.cpp's greedy
 //! continuations (`tests/data/llama-cpp-reference.jsonl`, with each step's top-5 logits).
 //!
-//! Teacher-forced: `prompt_ids + ids[..47]` run as one batched forward with every position's
-//! logits. Free-running greedy: prefill, then one decode step per token.
+//! Teacher-forced: the prompt, then llama.cpp's tokens `ids[..47]` one decode step each.
+//! Free-running greedy: prefill, then one decode step per token.
 //!
 //! The `quantized` stage runs llama.cpp's arithmetic (Q8 activations quantized as ggml's x86
 //! quantizer does, the blocks of every dot product added in ggml's order, its RoPE angles,
@@ -69,18 +69,19 @@ fn greedy_lines() -> Vec<Greedy> {
         .collect()
 }
 
-/// Per step: (our argmax, our top logit, our logits at llama.cpp's top-5 tokens) from one
-/// batched forward over the teacher-forced sequence, for the first `steps` steps.
+/// Per step: (our argmax, our top logit, our logits at llama.cpp's top-5 tokens) for the
+/// first `steps` steps, llama.cpp's tokens fed as it made them: the prompt in one call, then
+/// one token per call. (One batched call over the whole sequence would be another computation
+/// in llama.cpp: from 64 tokens on, its tiled flash attention.)
 fn teacher_forced(model: &mut Model, line: &Greedy, steps: usize) -> Vec<(u32, f32, Vec<f32>)> {
-    let mut seq = line.prompt_ids.clone();
-    seq.extend_from_slice(&line.ids[..steps - 1]);
     model.reset();
-    let vocab = model.config().vocab_size;
-    let logits = model.forward(&seq, true).unwrap();
-    let first = line.prompt_ids.len() - 1;
-    (0..steps)
-        .map(|i| {
-            let row = &logits[(first + i) * vocab..(first + i + 1) * vocab];
+    let mut rows = vec![model.prefill(&line.prompt_ids).unwrap().to_vec()];
+    for &id in &line.ids[..steps - 1] {
+        rows.push(model.decode(id).unwrap().to_vec());
+    }
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
             let best = argmax(row).unwrap();
             let at_top5 = line.top5[i].iter().map(|&(id, _)| row[id as usize]).collect();
             (best, row[best as usize], at_top5)

@@ -24,7 +24,8 @@
 //!   to f16, `q·k` is ggml's f16 dot (four 16-lane f32 accumulators folded pairwise, then a
 //!   tree sum of the 16 lanes), the online softmax uses the C library's `expf` (glibc's,
 //!   reproduced inline by [`super::libc_expf`]), and the output accumulator is itself
-//!   rounded to f16 after every key.
+//!   rounded to f16 after every key. That is ggml's attention for a batch of fewer than 64
+//!   queries; from 64 on it runs tiles of f32 GEMMs instead ([`super::ggml_tiled`]).
 //!
 //! The activation quantizers (`quant::quantize_activations`) follow ggml's x86 ones too, and
 //! the quantized dot products add their blocks in ggml's order (see `arch::quant_avx2`).
@@ -111,15 +112,17 @@ pub fn ggml_angles(theta_base: f32, rotary_dims: usize, p: usize) -> impl Iterat
 
 // ------------------------------------------------------------------------------ exp, silu
 
-const EXP_SHIFT: f32 = 12_582_912.0; // 0x1.8p23: adding it rounds to an integer
-const LOG2_E: f32 = f32::from_bits(0x3fb8_aa3b); // 0x1.715476p+0
-const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 0x1.62e4p-1
-const LN2_LO: f32 = f32::from_bits(0x35bf_be8e); // 0x1.7f7d1cp-20
+pub(crate) const EXP_SHIFT: f32 = 12_582_912.0; // 0x1.8p23: adding it rounds to an integer
+pub(crate) const LOG2_E: f32 = f32::from_bits(0x3fb8_aa3b); // 0x1.715476p+0
+pub(crate) const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 0x1.62e4p-1
+pub(crate) const LN2_LO: f32 = f32::from_bits(0x35bf_be8e); // 0x1.7f7d1cp-20
 const C1: f32 = f32::from_bits(0x3f7f_fff6); // 0x1.ffffecp-1
 const C2: f32 = f32::from_bits(0x3eff_fedb); // 0x1.fffdb6p-2
 const C3: f32 = f32::from_bits(0x3e2a_af33); // 0x1.555e66p-3
 const C4: f32 = f32::from_bits(0x3d2b_9f17); // 0x1.573e2ep-5
 const C5: f32 = f32::from_bits(0x3c07_2010); // 0x1.0e4020p-7
+/// The polynomial's coefficients `[C1, …, C5]` (of `b`, `b²`, … `b⁵`).
+pub(crate) const POLY: [f32; 5] = [C1, C2, C3, C4, C5];
 
 /// `j · 2ⁿ` rounded once (AVX-512 `vscalefps`), `n` an integer-valued f32; where
 /// `|n| > 192` (so also for infinite `x`) ggml substitutes +∞ (`n > 0`) or 0.
@@ -182,7 +185,7 @@ pub fn silu_mul_ggml(y: &mut [f32], gate: &[f32], up: &[f32]) {
 /// through the scalar form.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn v_expf_avx2(x: __m256) -> __m256 {
+pub(crate) unsafe fn v_expf_avx2(x: __m256) -> __m256 {
     let shift = _mm256_set1_ps(EXP_SHIFT);
     let z = _mm256_fmadd_ps(x, _mm256_set1_ps(LOG2_E), shift);
     let n = _mm256_sub_ps(z, shift);
@@ -351,7 +354,7 @@ unsafe fn round_f16_ps(x: __m256) -> __m256 {
 /// `(hi + lo)` of 4, then `(l0 + l2) + (l1 + l3)`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn tree_sum(t: __m256) -> f32 {
+pub(crate) unsafe fn tree_sum(t: __m256) -> f32 {
     let u = _mm_add_ps(_mm256_extractf128_ps::<1>(t), _mm256_castps256_ps128(t));
     let w = _mm_add_ps(u, _mm_movehl_ps(u, u));
     _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)))

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use gllm_kernels::ops::attention::{AttentionFn, AttentionShape};
 use gllm_kernels::ops::ggml as ggml_ops;
+use gllm_kernels::ops::ggml_tiled::{self, TILED_MIN_QUERIES};
 use gllm_kernels::ops::rope::{RopePairing, RopeShape, RopeTable};
 use gllm_kernels::ops::KernelSet;
 use gllm_kernels::quant::f16;
@@ -37,6 +38,10 @@ use super::matmul::{project, project_group_decode, Activations, PartBuffers, Sha
 use super::weights::{Matrix, Weights};
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
+
+/// Tokens per ubatch of llama.cpp's `llama_decode` by default (`n_ubatch`): what decides
+/// which flash attention its CPU backend runs (see [`Model::forward`]).
+pub const LLAMA_UBATCH: usize = 512;
 
 /// Load-time choices.
 #[derive(Clone, Debug)]
@@ -204,6 +209,16 @@ impl Model {
         self.kernels.variant_of("rope") == Some("ggml")
     }
 
+    /// The attention a ubatch of `queries` tokens runs: the stage's, or with llama.cpp's
+    /// arithmetic the flash attention ggml picks for that many queries (see [`Model::forward`]).
+    pub fn attention_for(&self, queries: usize) -> AttentionFn {
+        if self.ggml_arithmetic() && queries >= TILED_MIN_QUERIES {
+            ggml_tiled::attention_ggml_tiled
+        } else {
+            self.attention
+        }
+    }
+
     pub fn threads(&self) -> usize {
         self.pool.threads()
     }
@@ -233,6 +248,12 @@ impl Model {
     /// Runs `tokens` at positions `position() ..`, appending them to the KV cache, and returns
     /// the logits of every token (`[tokens.len(), vocab]`, row-major) when `all_logits`, else
     /// those of the last token only (`[vocab]`). Empty `tokens` return empty logits.
+    ///
+    /// With llama.cpp's arithmetic, one call is one `llama_decode` of `tokens` with its default
+    /// ubatch of [`LLAMA_UBATCH`] tokens: a ubatch of 64 or more queries takes ggml's tiled
+    /// flash attention ([`ggml_tiled`]), a shorter one (decode, short prompts) its row-by-row
+    /// one. Feeding the same tokens in other calls (all at once, or one at a time) is another
+    /// computation in llama.cpp too, with other bits.
     pub fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<&[f32], ModelError> {
         let vocab = self.config.vocab_size;
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
@@ -253,17 +274,20 @@ impl Model {
         if self.scratch.logits.len() < rows * vocab {
             self.scratch.logits.resize(rows * vocab, 0.0);
         }
-        let chunks = tokens.len().div_ceil(self.max_batch);
-        for (c, chunk) in tokens.chunks(self.max_batch).enumerate() {
-            self.run_layers(chunk);
-            let m = chunk.len();
-            if all_logits {
-                let first = c * self.max_batch;
-                self.logits(0, m, first);
-            } else if c + 1 == chunks {
-                self.logits(m - 1, 1, 0);
+        let mut done = 0;
+        for ubatch in tokens.chunks(LLAMA_UBATCH) {
+            let attention = self.attention_for(ubatch.len());
+            for chunk in ubatch.chunks(self.max_batch) {
+                let m = chunk.len();
+                self.run_layers(chunk, attention);
+                if all_logits {
+                    self.logits(0, m, done);
+                } else if done + m == tokens.len() {
+                    self.logits(m - 1, 1, 0);
+                }
+                self.pos += m;
+                done += m;
             }
-            self.pos += m;
         }
         Ok(&self.scratch.logits[..rows * vocab])
     }
@@ -307,8 +331,8 @@ impl Model {
     }
 
     /// Every layer over `tokens` (at positions `pos ..`), leaving the residual stream in
-    /// `scratch.x`.
-    fn run_layers(&mut self, tokens: &[u32]) {
+    /// `scratch.x`, attending with `attention`.
+    fn run_layers(&mut self, tokens: &[u32], attention: AttentionFn) {
         let m = tokens.len();
         let cfg = &self.config;
         let (e, hd) = (cfg.n_embd, cfg.head_dim);
@@ -380,7 +404,7 @@ impl Model {
                     }
                 }
             }
-            attend(pool, self.attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
+            attend(pool, attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
             s.acts.reset();
             project(
                 pool,

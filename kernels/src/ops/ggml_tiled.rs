@@ -213,10 +213,11 @@ pub fn attention_ggml_tiled(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s:
 mod avx2 {
     //! Per KV head: K transposed once into tiles `[tile][dim][64 keys]`, then blocks of
     //! [`POSITIONS`] query positions (× the KV head's query heads) go through the tiles
-    //! together. Scores: two rows × 32 keys per pass, lanes over keys, one FMA chain per score
-    //! down the head dimension. Weights: [`v_expf_avx2`], the 16-lane sums of the AVX-512
-    //! build as two 8-lane vectors added then [`tree_sum`]. Accumulators: two rows × 32 dims
-    //! per pass, lanes over dims, one FMA chain per element down the tile's keys.
+    //! together. Scores: [`ROWS`] rows × [`PASS`] keys per pass, lanes over keys, one FMA
+    //! chain per score down the head dimension. Weights: [`v_expf_avx2`], the 16-lane sums of
+    //! the AVX-512 build as two 8-lane vectors added then [`tree_sum`]. Accumulators: [`ROWS`]
+    //! rows × [`PASS`] dims per pass, lanes over dims, one FMA chain per element down the
+    //! tile's keys.
 
     use std::arch::x86_64::*;
 
@@ -291,8 +292,6 @@ mod avx2 {
                     let j0 = t * KV_TILE;
                     let n_of = |r: &Row| KV_TILE.min(r.visible.saturating_sub(j0));
                     let ktile = kt.as_ptr().add(t * d * KV_TILE);
-                    // scores into p, two rows at a time (a row seeing no key of the tile is
-                    // computed but not used)
                     // scores into p, ROWS rows at a time (a row seeing no key of the tile
                     // is computed but not used)
                     let pp = p.as_mut_ptr();

@@ -18,9 +18,10 @@
 //! `out`, `group = n_heads / n_kv_heads`) and its cache is `k[g·capacity·head_dim ..]` of
 //! length `capacity·head_dim`: call with `n_heads = group, n_kv_heads = 1` on those slices.
 //!
-//! Variants: `naive` (f64 scores materialized per query, softmax, then `P·V`) and `flash`
+//! Variants: `naive` (f64 scores materialized per query, softmax, then `P·V`), `flash`
 //! (online softmax over tiles of [`FLASH_TILE`] keys, no score matrix, `f32x8` dot products
-//! and [`fast_exp`]; the query heads sharing a KV head walk each tile together).
+//! and [`fast_exp`]; the query heads sharing a KV head walk each tile together) and `tiled`
+//! ([`attention_tiled`]: a prefill batch through 64-key tiles as small GEMMs).
 
 use wide::f32x8;
 
@@ -280,11 +281,25 @@ pub fn attention_flash(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Atte
     }
 }
 
-/// The `attention` variant named `variant` (`naive`, `flash`).
+/// A batch of queries (prefill) as ggml's tiled flash attention does it,
+/// [`attention_ggml_tiled`](super::ggml_tiled::attention_ggml_tiled): blocks of queries
+/// through 64-key tiles as small FMA GEMMs, K transposed once per call (AVX2/FMA; accurate to
+/// a few f32 ulps on any f32 K and V, not only f16 values). A single query (decode) has no
+/// GEMM to make and would pay the transpose for one row: it runs [`attention_flash`].
+pub fn attention_tiled(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
+    if s.m <= 1 {
+        attention_flash(out, q, k, v, s)
+    } else {
+        super::ggml_tiled::attention_ggml_tiled(out, q, k, v, s)
+    }
+}
+
+/// The `attention` variant named `variant` (`naive`, `flash`, `tiled`).
 pub fn select(variant: &str) -> Option<AttentionFn> {
     match variant {
         "naive" => Some(attention_naive),
         "flash" => Some(attention_flash),
+        "tiled" => Some(attention_tiled),
         _ => None,
     }
 }
@@ -420,6 +435,14 @@ pub fn variants() -> Vec<Variant> {
             summary: "online softmax over 32-key tiles, f32x8 dots and fast_exp, no score matrix",
             available: always,
             run: |c| run(attention_flash, c),
+        },
+        Variant {
+            op: "attention",
+            name: "tiled",
+            summary:
+                "query blocks × 64-key tiles as FMA GEMMs (ggml's tiled path); decode as flash",
+            available: registry::needs_avx2,
+            run: |c| run(attention_tiled, c),
         },
     ]
 }

@@ -9,8 +9,9 @@
 //! use gllm_kernels::stage;
 //!
 //! let stages = stage::builtin();
-//! let k = KernelSet::from_stage(&stage::resolve_with_force(&stages, "flash", None).unwrap());
-//! assert_eq!(k.variant_of("attention"), Some("flash"));
+//! let mm = stage::resolve_with_force(&stages, "matrixmultiply", None).unwrap();
+//! let k = KernelSet::from_stage(&mm);
+//! assert_eq!(k.variant_of("linear"), Some("matrixmultiply"));
 //! // y[1, 2] = x[1, 3] · W[2, 3]ᵀ
 //! let (x, w) = ([1.0f32, 2.0, 3.0], [1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0]);
 //! let mut y = [0.0f32; 2];

@@ -81,7 +81,7 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
             ("rope", SIMD),
             ("softmax", SIMD),
         ],
-        "flash" => vec![("attention", &["flash"])],
+        "flash" => vec![("attention", &["tiled", "flash"])],
         // llama.cpp's arithmetic for the ops around the quantized matmuls (see `ggml`): with
         // Q8 activations only bit-identical arithmetic gives llama.cpp's logits
         "quantized" => {

@@ -66,17 +66,21 @@ mkdir -p "$CACHE" || die "cannot create $CACHE"
 
 sha256_of() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
 
-# 1. the source archive, from PyPI's JSON API (pip download would try to build it)
+# 1. the source archive, found in PyPI's simple index (PEP 691 JSON; the per-release JSON API is
+#    not reachable from every registry mirror, and pip download would try to build the archive)
 if [[ ! -f "$ARCHIVE" || "$(sha256_of "$ARCHIVE")" != "$SHA256" ]]; then
     say "downloading $PACKAGE==$VERSION (source archive) from PyPI"
     python3 - "$PACKAGE" "$VERSION" "$ARCHIVE.partial" <<'PY' || die "download failed (PyPI reachable?)"
 import json, shutil, sys, urllib.request
 package, version, out = sys.argv[1:4]
-with urllib.request.urlopen(f"https://pypi.org/pypi/{package}/{version}/json", timeout=60) as r:
-    files = json.load(r)["urls"]
-sdist = [f for f in files if f["packagetype"] == "sdist"]
+index = urllib.request.Request(f"https://pypi.org/simple/{package}/",
+                               headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+with urllib.request.urlopen(index, timeout=60) as r:
+    files = json.load(r)["files"]
+name = f"{package.replace('-', '_')}-{version}.tar.gz"
+sdist = [f for f in files if f["filename"] == name]
 if not sdist:
-    sys.exit(f"{package}=={version} has no source archive on PyPI")
+    sys.exit(f"{package}=={version} has no source archive {name} on PyPI")
 with urllib.request.urlopen(sdist[0]["url"], timeout=600) as r, open(out, "wb") as f:
     shutil.copyfileobj(r, f, 1 << 20)
 PY

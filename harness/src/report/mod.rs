@@ -5,6 +5,7 @@ pub mod charts;
 pub mod console;
 pub mod export;
 pub mod format;
+pub mod ggml_ops;
 pub mod markdown;
 
 use std::path::{Path, PathBuf};

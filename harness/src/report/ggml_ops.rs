@@ -196,13 +196,16 @@ impl fmt::Display for Tensor {
     }
 }
 
-/// Tokens an op processes: 1 in the decode graph, the batch in the prefill graph. The token
-/// dimension depends on the op (the KV-cache write's output is the cache).
+/// Tokens an op processes: 1 in the decode graph, the batch in a prefill graph; 0 when the op
+/// does not show it. The token dimension depends on the op: the KV-cache write's output is the
+/// cache (its rows written count), and the transposed V cache (written without flash
+/// attention) takes one value per row, so its rows are tokens × the V width, not known here.
 pub fn tokens(kind: &OpKind, out: &Tensor, sources: &[Tensor]) -> u64 {
     let src = |i: usize, d: usize| sources.get(i).map_or(1, |s| s.ne[d]);
     match kind {
         OpKind::MulMat => src(1, 1),
         OpKind::Rope | OpKind::FlashAttnExt => out.ne[2],
+        OpKind::SetRows if src(0, 0) == 1 && out.ne[0] == 1 => 0,
         OpKind::SetRows => src(0, 1),
         _ => out.ne[1],
     }
@@ -773,6 +776,11 @@ mod tests {
         assert_eq!(ops[3].kind, OpKind::MulMat);
         assert_eq!((ops[3].name.as_str(), ops[3].sources[0].ty.clone()), ("", GgmlType::Q8_0));
         assert!(ops[3].op_params.is_empty());
+        // the transposed V cache (no flash attention): one value per row, tokens not shown
+        let v = "42 1 1 98304 1 1 0 3 0 1 192 1 1 4 4 768 768 27 192 1 1 1 8 1536 1536 1536 1 1 \
+                 98304 1 1 2 2 196608 196608 cache_v_l0 (reshaped) (view)";
+        let v = parse_graph_ops(Path::new("g"), v).unwrap().remove(0);
+        assert_eq!((v.name.as_str(), v.tokens()), ("cache_v_l0", 0));
         assert_eq!(OpKind::from_graph(9999, &[]).name(), "op#9999");
         assert_eq!(OpKind::from_graph(100, &[42]).name(), "GLU#42");
     }

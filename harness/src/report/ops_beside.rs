@@ -295,7 +295,8 @@ pub static PAIRINGS: &[Pairing] = &[
         combine: Combine::Each,
         ours: &[ours("softmax", Weights::Any, Form::Softmax)],
         aside: None,
-        note: "softmax rows (graphs without flash attention)",
+        note: "the attention scores' softmax of graphs without flash attention; ggml's op \
+               also scales the scores and adds the mask, our `softmax` normalizes plain rows",
     },
     Pairing {
         ggml: &[sel(OpKind::GetRows, Some(GgmlType::Q8_0))],

@@ -501,9 +501,17 @@ fn stand_in<'a>(
             found.push((differing, factor.ln().abs(), rank, stand_in));
         }
     }
+    // scalings equal but for rounding (×1.125 up or down) tie: the earlier input wins
+    let scaling = |a: f64, b: f64| {
+        if (a - b).abs() < 1e-9 {
+            std::cmp::Ordering::Equal
+        } else {
+            a.total_cmp(&b)
+        }
+    };
     found
         .into_iter()
-        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)))
+        .min_by(|a, b| a.0.cmp(&b.0).then(scaling(a.1, b.1)).then(a.2.cmp(&b.2)))
         .map(|f| f.3)
 }
 

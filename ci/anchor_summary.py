@@ -43,6 +43,24 @@ def parse_params(params):
     )
 
 
+def token_count(op, ne, srcs):
+    """Tokens an op processes: 1 in the decode graph, the batch in a prefill graph. Which
+    dimension holds them depends on the op (gllm-bench's report reads them the same way)."""
+    def dim(dims, i):
+        return dims[i] if len(dims) > i else 1
+    if op == "MUL_MAT" and len(srcs) > 1:
+        return dim(srcs[1][1], 1)
+    if op in ("ROPE", "FLASH_ATTN_EXT"):
+        return dim(ne, 2)
+    if op == "SET_ROWS" and srcs:
+        # the output is the cache: count the rows written, except in the transposed V cache
+        # (one value per row: tokens x the V width, not known here)
+        if dim(srcs[0][1], 0) == 1 and dim(ne, 0) == 1:
+            return 0
+        return dim(srcs[0][1], 1)
+    return dim(ne, 1)
+
+
 def shape(t, d):
     while len(d) > 2 and d[-1] == 1:
         d = d[:-1]
@@ -60,17 +78,18 @@ def ops_table(path):
     out_rows = []
     for op, params, us, bw, n in rows:
         name, ne, srcs = parse_params(params)
-        # one token (decode) or the batch: the token count is a dimension of the output,
-        # except for the KV-cache writes, whose output is the cache (look at the rows written)
-        probe = srcs[0][1] if op == "SET_ROWS" and srcs else ne
-        phase = "decode" if 512 not in probe else "prefill 512"
+        tokens = token_count(op, ne, srcs)
+        phase = {0: "?", 1: "decode"}.get(tokens, f"prefill {tokens}")
         rate = f"{bw:.1f} GB/s" if bw else ""
         if op == "MUL_MAT" and len(ne) >= 2 and srcs:
-            flops = 2.0 * ne[0] * ne[1] * srcs[0][1][0]
+            # a batched product (attention without flash: one per head) counts every matrix
+            batch = (ne[2] if len(ne) > 2 else 1) * (ne[3] if len(ne) > 3 else 1)
+            flops = 2.0 * ne[0] * ne[1] * batch * srcs[0][1][0]
             rate = f"{flops / us / 1e3:.1f} GFLOP/s"
         inputs = ", ".join(shape(t, d) for t, d in srcs)
         out_rows.append((phase, op, name, inputs, us, rate, n))
-    out_rows.sort(key=lambda r: (r[0], r[1], -r[4]))
+    # decode first, then the prefills by size
+    out_rows.sort(key=lambda r: (r[0] != "decode", len(r[0]), r[0], r[1], -r[4]))
     out = ["| phase | op | tensor | inputs | µs | rate | runs |", "|---|---|---|---|---:|---:|---:|"]
     for phase, op, name, inputs, us, rate, n in out_rows:
         out.append(f"| {phase} | {op} | `{name}` | `{inputs}` | {us:.2f} | {rate} | {n} |")
@@ -93,10 +112,12 @@ def main():
             "",
             "## The model's ops (test-backend-ops perf, CPU backend, 1 thread)",
             "",
-            "Every distinct op of the prefill (512 tokens) and decode (512 positions) graphs, at the "
-            "model's shapes; the prefill's vocabulary projection of all 512 tokens is left out "
-            "(a prompt needs the last token's logits only). ggml's CPU backend here runs the f32 "
-            "MUL_MAT of one token as a GEMV and quantizes the activations inside MUL_MAT.",
+            "Every distinct op of the model's graphs at its shapes: a decode step over 512 "
+            "positions, prefills of 512 and of 64 tokens, the latter also without flash attention "
+            "(anchors measured before that list the 512-token prefill only); a prefill's "
+            "vocabulary projection of all its tokens is left out (a prompt needs the last "
+            "token's logits only). ggml's CPU backend here runs the f32 MUL_MAT of one token as a "
+            "GEMV and quantizes the activations inside MUL_MAT.",
             "",
         ] + ops_table(ops)
     print("\n".join(lines))

@@ -15,7 +15,8 @@
 #   --reps     llama-bench repetitions (default 5)
 # Env: GLLM_CACHE_DIR (default ~/.cache/gllm-bench) holds the archive, sources and build.
 # Writes: OUT/llama-bench.json (llama-bench -o json: pp64, pp512, tg128 per thread count),
-#         OUT/graph-ops.txt (the model's ops), OUT/ops.sql (test-backend-ops perf),
+#         OUT/graph-ops.txt (the model's ops: decode, prefill of 512 and of 64 tokens, the
+#         latter also without flash attention), OUT/ops.sql (test-backend-ops perf),
 #         OUT/anchor.md (both as tables), OUT/build.txt (version, compiler, flags, CPU).
 # Exit: 0 done; 1 anything failed (message on stderr).
 set -euo pipefail
@@ -46,7 +47,7 @@ while [[ $# -gt 0 ]]; do
         --reps) REPS="${2:?--reps needs a number}"; shift 2 ;;
         --ops-only) DO_BENCH=0; shift ;;
         --bench-only) DO_OPS=0; shift ;;
-        -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -134,13 +135,22 @@ if [[ $DO_BENCH -eq 1 ]]; then
         >"$TMP/llama-bench.json" 2>"$TMP/llama-bench.log" || die "llama-bench failed (see $TMP/llama-bench.log)"
 fi
 if [[ $DO_OPS -eq 1 ]]; then
-    say "test-export-graph-ops: the model's ops (prefill of 512 tokens and one decode token, 512 positions)"
-    "$BUILD/bin/test-export-graph-ops" -m "$MODEL" -c 512 -ub 512 -o "$TMP/graph-ops.txt" \
-        >"$TMP/export.log" 2>&1 || die "test-export-graph-ops failed (see $TMP/export.log)"
-    # the prefill graph projects all 512 tokens onto the vocabulary (1.1 s a run); a prompt
+    # three graphs, each with a decode step over 512 positions: a 512-token prefill (llama-bench's
+    # pp512), a 64-token one (pp64, and the shape of gllm-bench's prefill cases) and the 64-token
+    # one without flash attention (its KQ product, SOFT_MAX and KQV product, beside gllm-bench's
+    # softmax and non-flash attention); ops they share are listed once
+    say "test-export-graph-ops: the model's ops (prefill of 512 and of 64 tokens, without flash attention too; one decode token, 512 positions)"
+    : >"$TMP/graph-ops.all"
+    for graph in "-ub 512" "-ub 64" "-ub 64 -fa off"; do
+        # shellcheck disable=SC2086 # $graph is a list of arguments
+        "$BUILD/bin/test-export-graph-ops" -m "$MODEL" -c 512 $graph -o "$TMP/graph-ops.one" \
+            >>"$TMP/export.log" 2>&1 || die "test-export-graph-ops $graph failed (see $TMP/export.log)"
+        cat "$TMP/graph-ops.one" >>"$TMP/graph-ops.all"
+    done
+    # a prefill graph projects all its tokens onto the vocabulary (1.1 s a run for 512); a prompt
     # needs the last token's logits only, which the decode graph's product already measures
-    awk '!($NF == "result_output" && $4 != 1)' "$TMP/graph-ops.txt" >"$TMP/graph-ops.kept" \
-        && mv "$TMP/graph-ops.kept" "$TMP/graph-ops.txt"
+    awk '!seen[$0]++ && !($NF == "result_output" && $4 != 1)' "$TMP/graph-ops.all" >"$TMP/graph-ops.txt"
+    rm -f "$TMP/graph-ops.one" "$TMP/graph-ops.all"
     say "test-backend-ops perf on those ops (CPU backend, 1 thread)"
     "$BUILD/bin/test-backend-ops" perf -b CPU --test-file "$TMP/graph-ops.txt" --output sql \
         >"$TMP/ops.sql" 2>"$TMP/ops.log" || die "test-backend-ops failed (see $TMP/ops.log)"

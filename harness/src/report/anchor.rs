@@ -3,8 +3,9 @@
 //! model, phase and thread count, and the ratio between them.
 //!
 //! The anchor folder holds `build.txt` (what was built and measured: version, flags, CPU,
-//! model SHA-256), `llama-bench.json` (llama-bench `-o json`) and `anchor.md` (its tables,
-//! copied next to the report).
+//! model SHA-256), `llama-bench.json` (llama-bench `-o json`), `anchor.md` (its tables,
+//! copied next to the report), and the per-op files `ops.sql` and `graph-ops.txt`
+//! ([`super::ggml_ops`], paired with our cases by [`super::ops_beside`]).
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use crate::baseline::{CaseKind, ResultFile};
 use crate::error::HarnessError;
+use crate::report::ggml_ops::AnchorOps;
 use crate::report::markdown::{cut_tokens, tokens_of};
 
 /// One llama-bench test: `pp<n_prompt>` (prefill) or `tg<n_gen>` (decode) at `n_threads`.
@@ -35,6 +37,8 @@ pub struct Anchor {
     pub runs: Vec<BenchRun>,
     /// `anchor.md`, copied next to the report as `llama-cpp.md`.
     pub tables: Option<String>,
+    /// test-backend-ops' figures per op (missing files are notes in it, not errors).
+    pub ops: AnchorOps,
 }
 
 fn read(path: &Path) -> Result<String, HarnessError> {
@@ -77,7 +81,8 @@ impl Anchor {
         }
         let tables_path = dir.join("anchor.md");
         let tables = tables_path.exists().then(|| read(&tables_path)).transpose()?;
-        Ok(Anchor { dir: dir.to_path_buf(), description, model_sha256, runs, tables })
+        let ops = AnchorOps::load(dir)?;
+        Ok(Anchor { dir: dir.to_path_buf(), description, model_sha256, runs, tables, ops })
     }
 
     /// llama-bench's run for a prefill of `tokens` (`pp<tokens>`) or a decode (`tg*`, the
@@ -203,6 +208,7 @@ mod tests {
             model_sha256: None,
             runs,
             tables: None,
+            ops: AnchorOps::default(),
         }
     }
 

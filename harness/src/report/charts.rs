@@ -1,6 +1,7 @@
 //! Charts drawn with plotters, each as SVG and PNG: speedup per case per stage (grouped
 //! horizontal bars, log scale, 95 % CI whiskers), a roofline (GFLOP/s against arithmetic
-//! intensity under the measured ceilings, log-log), and a size sweep per op (log x).
+//! intensity under the measured ceilings, log-log), a size sweep per op (log x), and with an
+//! anchor our speed vs ggml's per op (grouped bars, log scale).
 //!
 //! PNG text needs a font: an ASCII/Latin-1 subset of DejaVu Sans is embedded (see
 //! `harness/assets/LICENSE-DejaVu.txt`), so charts render identically with no system fonts.
@@ -14,6 +15,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::baseline::{write_atomic, ResultFile};
 use crate::error::HarnessError;
+use crate::report::ops_beside::{Cell, OpsBeside};
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
@@ -138,12 +140,16 @@ struct BarAxis {
     unit_line: bool,
     /// Factor of empty axis past the longest bar, for the legend (log scale).
     legend_room: f64,
+    /// Write every bar's value (else, with `unit_line`, only those that differ from the bar
+    /// of the series before it, and never the first series', which is 1 by definition).
+    every_value: bool,
 }
 
+/// `rows` of bars, one per series (`(name, colour index)`, e.g. stages in their colours).
 fn draw_speedup<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[SpeedupRow],
-    stages: &[String],
+    stages: &[(String, usize)],
     title: &str,
     axis: &BarAxis,
 ) -> DrawResult
@@ -189,7 +195,7 @@ where
         .draw()?;
     let stage_count = stages.len().max(1) as f64;
     let slot = 0.8 / stage_count;
-    for (s, stage) in stages.iter().enumerate() {
+    for (s, (stage, colour)) in stages.iter().enumerate() {
         let bars: Vec<(f64, f64, f64, f64)> = rows
             .iter()
             .enumerate()
@@ -201,7 +207,7 @@ where
                 })
             })
             .collect();
-        let c = color(s);
+        let c = color(*colour);
         chart
             .draw_series(
                 bars.iter().map(|&(top, v, _, _)| {
@@ -233,7 +239,7 @@ where
         for &(s, v, _, h) in &row.bars {
             let changed = previous.is_none_or(|p| (p - v).abs() > 1e-9 * v.abs());
             previous = Some(v);
-            if axis.unit_line && (!changed || s == 0) {
+            if axis.unit_line && !axis.every_value && (!changed || s == 0) {
                 continue;
             }
             let centre = n as f64 - row_i as f64 - 0.1 - slot * s as f64 - slot / 2.0;
@@ -269,7 +275,8 @@ pub fn speedup_chart(
     if rows.is_empty() || result.stages.len() < 2 {
         return Ok(None);
     }
-    let stages: Vec<String> = result.stages.iter().map(|s| s.name.clone()).collect();
+    let stages: Vec<(String, usize)> =
+        result.stages.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
     let height = (160 + rows.len() as u32 * (14 + 12 * stages.len() as u32)).clamp(400, 6000);
     let title = format!(
         "Speedup per op and stage: geometric mean over hot model cases, {}",
@@ -278,11 +285,12 @@ pub fn speedup_chart(
     let axis = BarAxis {
         x_desc: format!(
             "speedup vs the first stage ({}), × (log scale; > 1 is faster; whiskers: 95% CI)",
-            stages[0]
+            stages[0].0
         ),
         suffix: "×",
         unit_line: true,
         legend_room: 1.8,
+        every_value: false,
     };
     let draw_svg =
         |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);
@@ -317,7 +325,8 @@ pub fn tokens_chart(dir: &Path, result: &ResultFile) -> Result<Option<Vec<PathBu
     if rows.is_empty() {
         return Ok(None);
     }
-    let stages: Vec<String> = result.stages.iter().map(|s| s.name.clone()).collect();
+    let stages: Vec<(String, usize)> =
+        result.stages.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
     let height = (200 + rows.len() as u32 * (30 + 28 * stages.len() as u32)).clamp(400, 3000);
     let title = format!("End to end: tokens/s per stage, {}", result.machine.cpu_model);
     let axis = BarAxis {
@@ -325,6 +334,7 @@ pub fn tokens_chart(dir: &Path, result: &ResultFile) -> Result<Option<Vec<PathBu
         suffix: "",
         unit_line: false,
         legend_room: 5.0,
+        every_value: false,
     };
     let draw_svg =
         |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);
@@ -332,6 +342,71 @@ pub fn tokens_chart(dir: &Path, result: &ResultFile) -> Result<Option<Vec<PathBu
         draw_speedup(root, &rows, &stages, &title, &axis)
     };
     both_formats(dir, "tokens", (1400, height), &draw_svg, &draw_png).map(Some)
+}
+
+/// File name of the ops-beside-ggml chart's PNG (the SVG beside it).
+pub const OPS_CHART_PNG: &str = "ops-vs-ggml.png";
+
+/// One row per paired op with a measured case: each shown stage's speed vs ggml (ggml's
+/// time / ours) and the same for the bounds of our median's 95 % CI.
+pub fn ops_rows(beside: &OpsBeside<'_>) -> Vec<SpeedupRow> {
+    let mut rows = Vec::new();
+    for r in &beside.rows {
+        let bars: Vec<(usize, f64, f64, f64)> = beside
+            .shown
+            .iter()
+            .enumerate()
+            .filter_map(|(j, &s)| match &r.cells[s] {
+                Cell::Measured { ratio, ci, .. } if ratio.is_finite() && *ratio > 0.0 => {
+                    let (lo, hi) = ci
+                        .filter(|(l, h)| *l > 0.0 && *h > 0.0)
+                        .map_or((f64::NAN, f64::NAN), |(l, h)| (r.ggml_ns / h, r.ggml_ns / l));
+                    Some((j, *ratio, lo, hi))
+                }
+                _ => None,
+            })
+            .collect();
+        if !bars.is_empty() {
+            rows.push(SpeedupRow { label: r.chart_label(), bars });
+        }
+    }
+    rows
+}
+
+/// `ops-vs-ggml.{svg,png}`: our speed vs ggml's per paired op, a bar per shown stage (in
+/// the stage colours of the other charts); None when no row has a measured case.
+pub fn ops_chart(
+    dir: &Path,
+    beside: &OpsBeside<'_>,
+    result: &ResultFile,
+) -> Result<Option<Vec<PathBuf>>, HarnessError> {
+    let rows = ops_rows(beside);
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let stages: Vec<(String, usize)> =
+        beside.shown.iter().map(|&s| (beside.stages[s].clone(), s)).collect();
+    let height = (160 + rows.len() as u32 * (14 + 12 * stages.len() as u32)).clamp(400, 6000);
+    let title = format!(
+        "Ops beside ggml: speed vs llama.cpp's test-backend-ops (1 thread), {}",
+        result.machine.cpu_model
+    );
+    let axis = BarAxis {
+        x_desc:
+            "ggml's time / ours, × (log scale; > 1: ours faster; whiskers: 95% CI of our median)"
+                .into(),
+        suffix: "×",
+        unit_line: true,
+        legend_room: 1.8,
+        every_value: true,
+    };
+    let draw_svg =
+        |root: &DrawingArea<SVGBackend, Shift>| draw_speedup(root, &rows, &stages, &title, &axis);
+    let draw_png = |root: &DrawingArea<BitMapBackend, Shift>| {
+        draw_speedup(root, &rows, &stages, &title, &axis)
+    };
+    let name = OPS_CHART_PNG.trim_end_matches(".png");
+    both_formats(dir, name, (1400, height), &draw_svg, &draw_png).map(Some)
 }
 
 /// A roofline point: `(stage index, arithmetic intensity FLOP/byte, GFLOP/s, label, cold)`.

@@ -5,7 +5,9 @@ pub mod charts;
 pub mod console;
 pub mod export;
 pub mod format;
+pub mod ggml_ops;
 pub mod markdown;
+pub mod ops_beside;
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +17,8 @@ use crate::error::HarnessError;
 /// Writes `DIR/report.md` and its charts from `results`; the first file comparing several
 /// stages is the primary one (tables, speedups, roofline); sweep charts come from any file.
 /// With an `anchor` (llama.cpp measured here), the end-to-end figures are quoted beside its
-/// own and its tables are copied to `DIR/llama-cpp.md`. Returns every path written.
+/// own, each op it measured stands beside our case for it ([`ops_beside`], with the chart
+/// `ops-vs-ggml`), and its tables are copied to `DIR/llama-cpp.md`. Returns every path written.
 pub fn write_report(
     results: &[ResultFile],
     dir: &Path,
@@ -24,10 +27,21 @@ pub fn write_report(
     if results.is_empty() {
         return Err(HarnessError::Usage("report needs at least one result file".into()));
     }
-    let anchor_md = anchor.map(|a| anchor::section(a, results)).transpose()?;
+    let mut anchor_md = anchor.map(|a| anchor::section(a, results)).transpose()?;
     let primary = results.iter().position(|r| r.stages.len() > 1).unwrap_or(0);
     let r = &results[primary];
     let mut written = Vec::new();
+    if let (Some(a), Some(md)) = (anchor, anchor_md.as_mut()) {
+        let beside = ops_beside::pair(&a.ops, results);
+        let chart = match charts::ops_chart(dir, &beside, r)? {
+            Some(paths) => {
+                written.extend(paths);
+                Ok(charts::OPS_CHART_PNG)
+            }
+            None => Err("no paired op has a measured case in the inputs".to_string()),
+        };
+        md.push_str(&ops_beside::section(&beside, chart));
+    }
     let mut charts: Vec<(String, String, Option<String>)> = Vec::new();
     match charts::speedup_chart(dir, r)? {
         Some(paths) => {

@@ -417,8 +417,10 @@ fn x8_shapes(set: CaseSet) -> Vec<Shape> {
     let list: &[(usize, usize, usize)] = match set {
         // (m, n, blocks per row): the GEMV (m = 1), the GEMM with 2 and with many tokens
         CaseSet::Test => &[(1, 8, 1), (1, 16, 3), (1, 40, 9), (2, 8, 2), (3, 24, 5), (9, 16, 18)],
+        // SmolLM2-135M's Q4_1 matrices: q/o (576×576), k/v (192×576), gate/up (1536×576),
+        // down (576×1536) for one token; q/o and down for a 64-token prefill
         CaseSet::Model => {
-            &[(1, 576, 18), (1, 1536, 18), (1, 576, 48), (64, 576, 18), (64, 576, 48)]
+            &[(1, 576, 18), (1, 192, 18), (1, 1536, 18), (1, 576, 48), (64, 576, 18), (64, 576, 48)]
         }
         CaseSet::Sweep => &[
             (1, 576, 48),

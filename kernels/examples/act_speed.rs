@@ -1,79 +1,70 @@
-//! One-core side-by-side timing of the SIMD sigmoid family at SmolLM2's FFN width (1536):
-//! the shipped kernels (`fast_exp_sat`, no saturation blends) against the previous
-//! formulation (`x / (1 + fast_exp(−x))` with a blend for −inf, re-stated here), run alternately batch by batch.
-//! Prints GB/s best / median of 41 batches (silu_mul moves 12 bytes per element).
+//! One-core side-by-side timing of the SwiGLU (`silu_mul`) variants available on this CPU, at
+//! SmolLM2's FFN width (1536), a 64-token block of it and llama.cpp's test-backend-ops
+//! shape (1536 × 512): every variant runs one batch in turn, 41 rounds, so load from other
+//! processes falls on all of them alike. Prints ns per call best / median and GB/s of the
+//! best (12 bytes per value: gate and up read, y written). Inputs as the registry's case:
+//! gates uniform in [−10, 10), ups in [−2, 2).
 //!
-//! `cargo run --release -p gllm-kernels --example act_speed`
+//! The second argument places `y` that many floats past a 4 KiB-aligned offset of the inputs
+//! (default 0): at 16 to 48 (64–192 bytes) a kernel that stores before it loads the next
+//! vector meets 4 KiB aliasing (see `arch::activations_avx512`).
+//!
+//! `cargo run --release -p gllm-kernels --example act_speed [-- variant,variant,... [y_offset]]`
 
 use std::time::Instant;
 
-use gllm_kernels::ops::activations::{silu_mul_simd, silu_simd};
-use gllm_kernels::ops::fast_math::fast_exp;
-use wide::f32x8;
-
-fn silu_div_x8(x: f32x8) -> f32x8 {
-    let y = x / (f32x8::ONE + fast_exp(-x));
-    x.simd_eq(f32x8::splat(f32::NEG_INFINITY)).select(f32x8::splat(-0.0), y)
-}
-
-fn silu_mul_div(y: &mut [f32], gate: &[f32], up: &[f32]) {
-    for ((yc, gc), uc) in y.chunks_exact_mut(8).zip(gate.chunks_exact(8)).zip(up.chunks_exact(8)) {
-        let v = silu_div_x8(f32x8::from(gc)) * f32x8::from(uc);
-        yc.copy_from_slice(v.as_array());
-    }
-}
-
-fn silu_div(y: &mut [f32], x: &[f32]) {
-    for (yc, xc) in y.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
-        yc.copy_from_slice(silu_div_x8(f32x8::from(xc)).as_array());
-    }
-}
-
-fn bench(name: &str, bytes: f64, mut old: impl FnMut(), mut new: impl FnMut()) {
-    let reps = 2000;
-    let mut rates = [Vec::new(), Vec::new()];
-    for _ in 0..41 {
-        for (i, f) in [&mut old as &mut dyn FnMut(), &mut new].into_iter().enumerate() {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            rates[i].push(bytes * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
-        }
-    }
-    for r in &mut rates {
-        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    }
-    let s = |r: &Vec<f64>| (r[r.len() - 1], r[r.len() / 2]);
-    let (o, n) = (s(&rates[0]), s(&rates[1]));
-    println!(
-        "{name:<10} old {:>6.1} / {:>6.1}   new {:>6.1} / {:>6.1}   {:>5.2}x / {:>5.2}x",
-        o.0,
-        o.1,
-        n.0,
-        n.1,
-        n.0 / o.0,
-        n.1 / o.1
-    );
-}
+use gllm_kernels::ops::activations::select_silu_mul;
 
 fn main() {
-    let n = 1536;
-    let gate: Vec<f32> = (0..n).map(|i| ((i * 37 % 200) as f32 - 100.0) * 0.1).collect();
-    let up: Vec<f32> = (0..n).map(|i| ((i * 11 % 50) as f32 - 25.0) * 0.08).collect();
-    let mut y = vec![0.0f32; n];
-    println!("n = {n}, one thread, GB/s best / median of 41 interleaved batches");
-    let mut y2 = vec![0.0f32; n];
-    bench(
-        "silu_mul",
-        12.0 * n as f64,
-        || silu_mul_div(std::hint::black_box(&mut y2), &gate, &up),
-        || silu_mul_simd(std::hint::black_box(&mut y), &gate, &up),
+    let wanted: Vec<String> = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "simd,avx512,ggml,ggml_avx512".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let y_offset: usize = std::env::args().nth(2).map_or(0, |v| v.parse().expect("y offset"));
+    let variants: Vec<_> = wanted
+        .iter()
+        .filter_map(|name| match select_silu_mul(name) {
+            Some(f) => Some((name.as_str(), f)),
+            None => {
+                println!("{name}: not available on this CPU");
+                None
+            }
+        })
+        .collect();
+    println!(
+        "silu_mul, one thread, y {y_offset} floats past the inputs' 4 KiB offset, \
+         ns per call best / median of 41 interleaved batches"
     );
-    bench(
-        "silu",
-        8.0 * n as f64,
-        || silu_div(std::hint::black_box(&mut y2), &gate),
-        || silu_simd(std::hint::black_box(&mut y), &gate),
-    );
+    for n in [1536usize, 64 * 1536, 512 * 1536] {
+        // three page-aligned buffers, y shifted by y_offset floats
+        let page = 1024;
+        let mut buffer = vec![0.0f32; 3 * (n + 2 * page) + y_offset];
+        let start = buffer.as_ptr().align_offset(4096);
+        let (inputs, y) = buffer[start..].split_at_mut(2 * (n + page));
+        let (gate, up) = inputs.split_at_mut(n + page);
+        let mut rng = gllm_kernels::registry::rng(1);
+        gate[..n].copy_from_slice(&gllm_kernels::registry::uniform(&mut rng, n, 10.0));
+        up[..n].copy_from_slice(&gllm_kernels::registry::uniform(&mut rng, n, 2.0));
+        let (gate, up, y) = (&gate[..n], &up[..n], &mut y[y_offset..y_offset + n]);
+        let reps = (3_000_000 / n).max(2);
+        let mut times = vec![Vec::new(); variants.len()];
+        for _ in 0..41 {
+            for ((_, f), t) in variants.iter().zip(&mut times) {
+                let start = Instant::now();
+                for _ in 0..reps {
+                    f(std::hint::black_box(&mut *y), gate, up);
+                }
+                t.push(start.elapsed().as_secs_f64() * 1e9 / reps as f64);
+            }
+        }
+        println!("n = {n}");
+        for ((name, _), t) in variants.iter().zip(&mut times) {
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let (best, median) = (t[0], t[t.len() / 2]);
+            let rate = 12.0 * n as f64 / best;
+            println!("  {name:<12} {best:>10.0} / {median:>10.0} ns   {rate:>6.1} GB/s");
+        }
+    }
 }

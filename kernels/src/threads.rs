@@ -231,7 +231,7 @@ fn claim_part(shared: &Shared, generation: u64) -> Option<usize> {
 /// waiting thread never holds a core that the thread it waits for needs.
 fn backoff(spins: &mut u32) {
     *spins = spins.wrapping_add(1);
-    if *spins % 64 == 0 {
+    if (*spins).is_multiple_of(64) {
         std::thread::yield_now();
     } else {
         std::hint::spin_loop();

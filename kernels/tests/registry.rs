@@ -101,11 +101,16 @@ fn kernel_sets_follow_the_stages() {
     assert_eq!(simd.variant_of("attention"), Some("naive"));
     let packed_linear = if fastest_linear == "avx2" { "avx2" } else { "naive" };
     assert_eq!(simd.variant_of("linear_packed"), Some(packed_linear));
+    let avx512 = gllm_kernels::cpu::detected().has_avx512();
+    assert_eq!(simd.variant_of("silu_mul"), Some(if avx512 { "avx512" } else { "simd" }));
     for (op, v) in simd.names {
-        if !["linear", "linear_packed", "attention"].contains(&op) {
+        if !["linear", "linear_packed", "attention", "silu_mul"].contains(&op) {
             assert_eq!(v, "simd", "stage simd chose {v} for {op}");
         }
     }
+    let quantized = set("quantized");
+    let ggml_silu = if avx512 { "ggml_avx512" } else { "ggml" };
+    assert_eq!(quantized.variant_of("silu_mul"), Some(ggml_silu));
     let flash_attention = if fastest_linear == "avx2" { "tiled" } else { "flash" };
     assert_eq!(set("flash").variant_of("attention"), Some(flash_attention));
     // every f32 op of the registry is a field of the set

@@ -209,8 +209,8 @@ pub fn build(config: &SyntheticConfig) -> Result<GgufWriter, GgufError> {
     let c = config;
     if c.n_heads == 0
         || c.n_kv_heads == 0
-        || c.n_embd % c.n_heads != 0
-        || c.n_heads % c.n_kv_heads != 0
+        || !c.n_embd.is_multiple_of(c.n_heads)
+        || !c.n_heads.is_multiple_of(c.n_kv_heads)
     {
         return Err(invalid(format!(
             "{} heads / {} KV heads do not fit an embedding of {}",
@@ -219,7 +219,7 @@ pub fn build(config: &SyntheticConfig) -> Result<GgufWriter, GgufError> {
     }
     for t in [c.matrix_type, c.embedding_type] {
         let block = t.block_elems();
-        if c.n_embd % block != 0 || c.n_ff % block != 0 {
+        if !c.n_embd.is_multiple_of(block) || !c.n_ff.is_multiple_of(block) {
             return Err(invalid(format!(
                 "{t} needs n_embd {} and n_ff {} to be multiples of {block}",
                 c.n_embd, c.n_ff

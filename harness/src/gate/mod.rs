@@ -528,18 +528,22 @@ fn run_wall(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessError> {
     Ok(finish(plan, "wall", "ab", (b, h), env, results, t0))
 }
 
+/// How instruction mode starts its listing workers: under valgrind without a tool.
+const LIST_UNDER_VALGRIND: [&str; 3] = ["valgrind", "--tool=none", "-q"];
+
 fn run_instructions(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessError> {
     let rules = &plan.thresholds.instructions;
     let version = instructions::valgrind_version()?;
-    // The case list comes from short-lived workers (no valgrind needed for listing).
-    let (base_cases, base_hello) = {
-        let mut w = WorkerProcess::spawn("base", &plan.base, &plan.catalog)?;
-        (w.list()?, w.hello.clone())
-    };
-    let (head_cases, head_hello) = {
-        let mut w = WorkerProcess::spawn("head", &plan.head, &plan.catalog)?;
-        (w.list()?, w.hello.clone())
-    };
+    // The case list comes from short-lived workers run as the counts will be, under valgrind
+    // (`--tool=none`, no instrumentation): valgrind's CPU has no AVX-512, so a stage there
+    // chooses other variants than on this machine, and only those cases can be counted.
+    let list =
+        |label: &str, cmd: &WorkerCommand| -> Result<(Vec<String>, worker::Hello), HarnessError> {
+            let mut w = WorkerProcess::spawn_with(label, cmd, &plan.catalog, &LIST_UNDER_VALGRIND)?;
+            Ok((w.list()?, w.hello.clone()))
+        };
+    let (base_cases, base_hello) = list("base", &plan.base)?;
+    let (head_cases, head_hello) = list("head", &plan.head)?;
     let common: Vec<String> = base_cases.into_iter().filter(|c| head_cases.contains(c)).collect();
     let ids = select_cases(common, plan);
     if ids.is_empty() {

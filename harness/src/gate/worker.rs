@@ -360,14 +360,27 @@ impl WorkerProcess {
         cmd: &WorkerCommand,
         spec: &CatalogSpec,
     ) -> Result<WorkerProcess, HarnessError> {
-        let mut command = match cmd.cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", &cpu.to_string()]).arg(&cmd.bin);
-                c
-            }
-            None => Command::new(&cmd.bin),
-        };
+        Self::spawn_with(label, cmd, spec, &[])
+    }
+
+    /// [`WorkerProcess::spawn`] with the worker started by `launcher` (a command and its
+    /// arguments, the worker's command line appended): e.g. `valgrind --tool=none`, so the
+    /// worker sees the CPU that valgrind presents (no AVX-512) and offers the cases a
+    /// callgrind count can run.
+    pub fn spawn_with(
+        label: &str,
+        cmd: &WorkerCommand,
+        spec: &CatalogSpec,
+        launcher: &[&str],
+    ) -> Result<WorkerProcess, HarnessError> {
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpu) = cmd.cpu {
+            argv.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+        }
+        argv.extend(launcher.iter().map(|a| a.into()));
+        argv.push(cmd.bin.clone().into());
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
         command
             .args(WorkerCommand::catalog_args(spec))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))

@@ -9,12 +9,16 @@
 //! give `−inf · 0 = NaN`); NaN in, NaN out. The SIMD variants use [`fast_exp`] (relative
 //! error ≤ 1.2e-7; sigmoid and silu its blend-free clamped form [`fast_exp_sat`], whose
 //! saturations fall out of the IEEE division: `x / inf = ±0`) and the identity `½ (1 + tanh z) = sigmoid(2z)`, so
-//! `gelu(x) = x / (1 + e^(−2z))`.
+//! `gelu(x) = x / (1 + e^(−2z))`. `silu_mul`, the one the model calls, also has an `avx512`
+//! variant (a table-driven exp, `arch::activations_avx512`) and, for the quantized stage,
+//! `ggml` and `ggml_avx512` (llama.cpp's bits, [`super::ggml`]).
 
 use wide::f32x8;
 
 use super::fast_math::{fast_exp, fast_exp_sat};
-use crate::registry::{self, always, Buffer, Case, CaseSet, OpInfo, Shape, Unit, Variant};
+use crate::registry::{
+    self, always, needs_avx512, Buffer, Case, CaseSet, OpInfo, Shape, Unit, Variant,
+};
 use crate::tolerance::Tolerance;
 
 const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
@@ -160,6 +164,19 @@ pub fn silu_mul_simd(y: &mut [f32], gate: &[f32], up: &[f32]) {
     silu_mul_naive(y_tail, g_tail, u_tail);
 }
 
+/// `y_i = silu(gate_i) · up_i` with AVX-512: a table-driven `e^(−x)` (16 entries, a cubic,
+/// `vscalefps`; relative error ≤ 8e-8, see `arch::activations_avx512`) and a division, 16
+/// lanes, a masked last vector; result within 2.6e-7 relative (−0 below `gate = −88.7`).
+/// Panics if the CPU lacks AVX-512 (the registry marks the variant unavailable there).
+#[cfg(target_arch = "x86_64")]
+pub fn silu_mul_avx512(y: &mut [f32], gate: &[f32], up: &[f32]) {
+    assert!(crate::cpu::detected().has_avx512(), "silu_mul_avx512: this CPU lacks AVX-512");
+    assert_same_len("silu_mul", y, gate);
+    assert_same_len("silu_mul", y, up);
+    // SAFETY: AVX-512 F is present (asserted); the three lengths are equal (asserted).
+    unsafe { crate::arch::activations_avx512::silu_mul(y, gate, up) }
+}
+
 /// `y = gelu(x)` (tanh form) in f64: the specification.
 pub fn gelu_naive(y: &mut [f32], x: &[f32]) {
     assert_same_len("gelu", y, x);
@@ -208,12 +225,17 @@ pub fn select_silu_inplace(variant: &str) -> Option<SiluInplaceFn> {
     }
 }
 
-/// The `silu_mul` variant named `variant` (`naive`, `simd`).
+/// The `silu_mul` variant named `variant` (`naive`, `simd`, `avx512`, `ggml`, `ggml_avx512`),
+/// or `None` if it does not exist or cannot run on this CPU.
 pub fn select_silu_mul(variant: &str) -> Option<SiluMulFn> {
     match variant {
         "naive" => Some(silu_mul_naive),
         "simd" => Some(silu_mul_simd),
         "ggml" => Some(super::ggml::silu_mul_ggml),
+        #[cfg(target_arch = "x86_64")]
+        "avx512" if needs_avx512().is_available() => Some(silu_mul_avx512),
+        #[cfg(target_arch = "x86_64")]
+        "ggml_avx512" if needs_avx512().is_available() => Some(super::ggml::silu_mul_ggml_avx512),
         _ => None,
     }
 }
@@ -328,7 +350,7 @@ fn variant(
 pub fn variants() -> Vec<Variant> {
     const F64: &str = "scalar loop, f64 exp";
     const SIMD: &str = "wide::f32x8 with polynomial fast_exp";
-    vec![
+    let mut v = vec![
         variant("sigmoid", "naive", F64, |c| run_unary(sigmoid_naive, c)),
         variant("sigmoid", "simd", SIMD, |c| run_unary(sigmoid_simd, c)),
         variant("silu", "naive", F64, |c| run_unary(silu_naive, c)),
@@ -345,5 +367,24 @@ pub fn variants() -> Vec<Variant> {
         ),
         variant("gelu", "naive", "scalar loop, f64 tanh", |c| run_unary(gelu_naive, c)),
         variant("gelu", "simd", SIMD, |c| run_unary(gelu_simd, c)),
-    ]
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        Variant {
+            op: "silu_mul",
+            name: "avx512",
+            summary: "AVX-512, 16 lanes: table-driven exp (2^(k/16), cubic, vscalefps), division",
+            available: needs_avx512,
+            run: |c| run_silu_mul(silu_mul_avx512, c),
+        },
+        Variant {
+            op: "silu_mul",
+            name: "ggml_avx512",
+            summary: "llama.cpp's arithmetic in ggml's own AVX-512 form (16 lanes, vscalefps): \
+                      the bits of ggml",
+            available: needs_avx512,
+            run: |c| run_silu_mul(super::ggml::silu_mul_ggml_avx512, c),
+        },
+    ]);
+    v
 }

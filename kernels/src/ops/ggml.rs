@@ -18,7 +18,8 @@
 //!   recurrence `θ₀ = p`, `θ_{i+1} = θ_i · base^(−2/n_dims)` (`powf`), `cosf`/`sinf`; each pair
 //!   rotated as `x0' = fma(x0, c, −(x1·s))`, `x1' = fma(x0, s, x1·c)`.
 //! - [`silu_mul_ggml`]: `silu(g)·u` with `silu(x) = x / (1 + e)`, `e` = ggml's vector
-//!   `expf` ([`v_expf`]: a degree-5 polynomial on `b = x − n·ln2`, then `· 2ⁿ`).
+//!   `expf` ([`v_expf`]: a degree-5 polynomial on `b = x − n·ln2`, then `· 2ⁿ`); with AVX-512,
+//!   [`silu_mul_ggml_avx512`] runs ggml's 16-lane form natively for the same bits.
 //! - [`attention_ggml`]: ggml's flash attention over an f16 KV cache: K and V hold
 //!   f16-representable values (the caller rounds them as they enter the cache), Q is rounded
 //!   to f16, `q·k` is ggml's f16 dot (four 16-lane f32 accumulators folded pairwise, then a
@@ -50,7 +51,7 @@ fn round_f16(x: f32) -> f32 {
 pub fn rms_norm_ggml(y: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     let n = weight.len();
     assert!(
-        y.len() == x.len() && (n == 0 || x.len() % n == 0),
+        y.len() == x.len() && (n == 0 || x.len().is_multiple_of(n)),
         "rms_norm: y has {} values, x {}, weight {n}",
         y.len(),
         x.len()
@@ -179,6 +180,17 @@ pub fn silu_mul_ggml(y: &mut [f32], gate: &[f32], up: &[f32]) {
         return silu_mul_ggml_scalar(&mut y[n8..], &gate[n8..], &up[n8..]);
     }
     silu_mul_ggml_scalar(y, gate, up)
+}
+
+/// [`silu_mul_ggml_scalar`]'s bits with ggml's own AVX-512 form (16 lanes, `vscalefps`; see
+/// `arch::activations_avx512`), every length (a masked last vector). Panics if the CPU lacks
+/// AVX-512 (the registry marks the `ggml_avx512` variant unavailable there).
+#[cfg(target_arch = "x86_64")]
+pub fn silu_mul_ggml_avx512(y: &mut [f32], gate: &[f32], up: &[f32]) {
+    assert!(crate::cpu::detected().has_avx512(), "silu_mul_ggml_avx512: this CPU lacks AVX-512");
+    check_silu(y, gate, up);
+    // SAFETY: AVX-512 F is present (asserted); the three lengths are equal (checked).
+    unsafe { crate::arch::activations_avx512::silu_mul_ggml(y, gate, up) }
 }
 
 /// [`v_expf`] on 8 lanes. Lanes whose `|n| > 126` (where `2ⁿ` is not a normal f32) go

@@ -201,7 +201,7 @@ pub fn attention_ggml_tiled_scalar(
 /// [`attention_ggml_tiled_scalar`]; both give the same bits.
 pub fn attention_ggml_tiled(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::detected().has_avx2_fma() && s.head_dim % 32 == 0 && s.head_dim > 0 {
+    if crate::cpu::detected().has_avx2_fma() && s.head_dim.is_multiple_of(32) && s.head_dim > 0 {
         check_shape(out, q, k, v, s);
         // SAFETY: AVX2 and FMA present; shapes checked; head_dim a multiple of 32.
         return unsafe { avx2::attention(out, q, k, v, s) };

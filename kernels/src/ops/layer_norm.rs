@@ -19,7 +19,7 @@ fn check(y: &[f32], x: &[f32], weight: &[f32], bias: &[f32]) -> usize {
     let n = weight.len();
     assert_eq!(bias.len(), n, "layer_norm: bias has {} elements, weight {n}", bias.len());
     assert!(
-        (n == 0 && x.is_empty()) || (n > 0 && x.len() % n == 0),
+        (n == 0 && x.is_empty()) || (n > 0 && x.len().is_multiple_of(n)),
         "layer_norm: x has {} elements, not a multiple of the weight's {n}",
         x.len()
     );

@@ -57,10 +57,11 @@ pub fn variants() -> Vec<Variant> {
 /// the first candidate available on this CPU wins.
 ///
 /// - `matrixmultiply`: linear through `matrixmultiply::sgemm`;
-/// - `simd`: every f32 op's fastest variants (hand-written AVX2 first, then portable `wide`);
-///   attention stays `naive` (flash is its own stage);
+/// - `simd`: every f32 op's fastest variants (hand-written AVX-512 or AVX2 first, then
+///   portable `wide`); attention stays `naive` (flash is its own stage);
 /// - `flash`: attention by online softmax over KV tiles;
-/// - `quantized`: rms_norm, silu_mul and rope with llama.cpp's arithmetic ([`ggml`]).
+/// - `quantized`: rms_norm, silu_mul and rope with llama.cpp's arithmetic ([`ggml`]; silu_mul
+///   in ggml's AVX-512 form where the CPU has it, the same bits).
 pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
     const SIMD: &[&str] = &["simd"];
     match stage {
@@ -76,7 +77,7 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
             ("sigmoid", SIMD),
             ("silu", SIMD),
             ("silu_inplace", SIMD),
-            ("silu_mul", SIMD),
+            ("silu_mul", &["avx512", "simd"]),
             ("gelu", SIMD),
             ("rope", SIMD),
             ("softmax", SIMD),
@@ -85,7 +86,11 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
         // llama.cpp's arithmetic for the ops around the quantized matmuls (see `ggml`): with
         // Q8 activations only bit-identical arithmetic gives llama.cpp's logits
         "quantized" => {
-            vec![("rms_norm", &["ggml"]), ("silu_mul", &["ggml"]), ("rope", &["ggml"])]
+            vec![
+                ("rms_norm", &["ggml"]),
+                ("silu_mul", &["ggml_avx512", "ggml"]),
+                ("rope", &["ggml"]),
+            ]
         }
         _ => Vec::new(),
     }

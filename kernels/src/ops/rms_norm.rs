@@ -18,7 +18,7 @@ fn check(y: &[f32], x: &[f32], weight: &[f32]) -> usize {
     assert_eq!(y.len(), x.len(), "rms_norm: y has {} elements but x has {}", y.len(), x.len());
     let n = weight.len();
     assert!(
-        (n == 0 && x.is_empty()) || (n > 0 && x.len() % n == 0),
+        (n == 0 && x.is_empty()) || (n > 0 && x.len().is_multiple_of(n)),
         "rms_norm: x has {} elements, not a multiple of the weight's {n}",
         x.len()
     );

@@ -71,7 +71,7 @@ impl RopeTable {
         max_positions: usize,
         cos_sin: impl Fn(usize) -> Vec<(f32, f32)>,
     ) -> Self {
-        assert!(rotary_dims % 2 == 0, "rope: rotary_dims {rotary_dims} must be even");
+        assert!(rotary_dims.is_multiple_of(2), "rope: rotary_dims {rotary_dims} must be even");
         let mut values = Vec::with_capacity(max_positions * 3 * rotary_dims);
         for p in 0..max_positions {
             let cs = cos_sin(p);

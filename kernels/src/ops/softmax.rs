@@ -32,7 +32,7 @@ pub type SoftmaxFn = fn(&mut [f32], usize, SoftmaxMask<'_>);
 
 fn check(x: &[f32], cols: usize, mask: SoftmaxMask<'_>) -> usize {
     assert!(
-        (cols == 0 && x.is_empty()) || (cols > 0 && x.len() % cols == 0),
+        (cols == 0 && x.is_empty()) || (cols > 0 && x.len().is_multiple_of(cols)),
         "softmax: x has {} elements, not a multiple of cols = {cols}",
         x.len()
     );

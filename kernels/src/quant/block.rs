@@ -23,7 +23,7 @@ pub unsafe trait Block: Copy + 'static {
 pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
     let size = std::mem::size_of::<B>();
     assert!(
-        bytes.len() % size == 0,
+        bytes.len().is_multiple_of(size),
         "{}: {} bytes is not a whole number of {size}-byte blocks",
         B::TYPE,
         bytes.len()
@@ -37,7 +37,7 @@ pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
 pub fn as_blocks_mut<B: Block>(bytes: &mut [u8]) -> &mut [B] {
     let size = std::mem::size_of::<B>();
     assert!(
-        bytes.len() % size == 0,
+        bytes.len().is_multiple_of(size),
         "{}: {} bytes is not a whole number of {size}-byte blocks",
         B::TYPE,
         bytes.len()

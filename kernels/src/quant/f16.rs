@@ -80,7 +80,7 @@ pub fn f32_to_bf16(x: f32) -> u16 {
 
 fn assert_row(t: QuantType, src: &[u8], dst: &[f32]) {
     assert!(
-        src.len() % 2 == 0,
+        src.len().is_multiple_of(2),
         "dequantize {t}: {} bytes is not a whole number of 2-byte values",
         src.len()
     );

@@ -139,7 +139,7 @@ pub fn check_dequant(t: QuantType, src: &[u8], dst: &[f32]) -> Result<(), QuantE
     if !DEQUANT_TYPES.contains(&t) && t != QuantType::F32 {
         return Err(QuantError::Unsupported { ty: t, what: "dequantization" });
     }
-    if src.len() % t.block_bytes() != 0 {
+    if !src.len().is_multiple_of(t.block_bytes()) {
         return Err(QuantError::ByteLength {
             ty: t,
             what: "the source (not whole blocks)",
@@ -397,7 +397,7 @@ pub fn vec_dot(w: QuantType, variant: &str, weights: &[u8], acts: &[u8]) -> f32 
         w.activation_type().unwrap_or_else(|| panic!("vec_dot: {w} has no quantized dot product"));
     let nb = weights.len() / w.block_bytes();
     assert!(
-        weights.len() % w.block_bytes() == 0 && acts.len() == nb * a.block_bytes(),
+        weights.len().is_multiple_of(w.block_bytes()) && acts.len() == nb * a.block_bytes(),
         "vec_dot {w} x {a}: {} weight bytes and {} activation bytes are not the same whole number of blocks",
         weights.len(),
         acts.len()

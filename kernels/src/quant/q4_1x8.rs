@@ -36,7 +36,7 @@ pub const PANEL_BLOCK: usize = ROWS * BLOCK;
 
 /// Whether a `[n_rows, k]` Q4_1 matrix can be interleaved (whole panels, whole blocks).
 pub fn fits(n_rows: usize, k: usize) -> bool {
-    n_rows % ROWS == 0 && k % 32 == 0
+    n_rows.is_multiple_of(ROWS) && k.is_multiple_of(32)
 }
 
 fn check_layout(what: &str, bytes: usize, n_rows: usize, k: usize) {

@@ -136,7 +136,7 @@ impl QuantType {
     /// size overflows).
     pub fn bytes_for(self, elems: u64) -> Option<u64> {
         let per = self.block_elems() as u64;
-        if elems % per != 0 {
+        if !elems.is_multiple_of(per) {
             return None;
         }
         (elems / per).checked_mul(self.block_bytes() as u64)
@@ -165,7 +165,7 @@ impl QuantType {
     /// `elems` is not a whole number of blocks.
     pub fn row_bytes(self, elems: usize) -> Result<usize, super::QuantError> {
         let per = self.block_elems();
-        if elems % per != 0 {
+        if !elems.is_multiple_of(per) {
             return Err(super::QuantError::NotWholeBlocks { ty: self, elems, block_elems: per });
         }
         Ok(elems / per * self.block_bytes())

@@ -106,7 +106,7 @@ fn attend_decode_by_heads(
     let (d, cap) = (s.head_dim, s.capacity);
     let row = s.n_heads * d;
     assert!(out.len() >= row && q.len() >= row, "attend: q/out shorter than one row");
-    assert!(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0, "attend: bad head counts");
+    assert!(s.n_kv_heads > 0 && s.n_heads.is_multiple_of(s.n_kv_heads), "attend: bad head counts");
     let group = s.n_heads / s.n_kv_heads;
     let parts = pool.threads().min(s.n_heads);
     let out_ptr = SharedMut(out.as_mut_ptr());

@@ -20,7 +20,7 @@ use crate::gguf::GgufFile;
 /// Weight rows per part boundary: the f32 GEMV/GEMM and the quantized tiles work on groups of
 /// 4 or 8 rows, the packed f32 matrices on panels of 16.
 pub const ROW_ALIGN: usize = 16;
-const _: () = assert!(ROW_ALIGN % PANEL == 0);
+const _: () = assert!(ROW_ALIGN.is_multiple_of(PANEL));
 
 /// Rows from which a decode GEMV is cut into several parts per thread (see [`project`]).
 const FINE_SPLIT_ROWS: usize = 16384;
@@ -307,7 +307,7 @@ mod tests {
                 for p in 0..parts {
                     let r = part_range(n, parts, ROW_ALIGN, p);
                     assert_eq!(r.start, next);
-                    assert!(r.start % ROW_ALIGN == 0 || r.is_empty());
+                    assert!(r.start.is_multiple_of(ROW_ALIGN) || r.is_empty());
                     next = r.end;
                 }
                 assert_eq!(next, n);

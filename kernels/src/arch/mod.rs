@@ -7,6 +7,8 @@
 //! shipped (`registry::needs_avx512*` are ready for when one is added with its tests).
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod attention_avx2;
+#[cfg(target_arch = "x86_64")]
 pub mod f32_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod f32_packed_avx2;

@@ -43,7 +43,8 @@ const BUILTIN: [(&str, Option<&str>, &str, Option<bool>); 5] = [
         "simd",
         Some("matrixmultiply"),
         "wide and hand-written AVX2 kernels for linear, norms, activations, \
-         elementwise, RoPE, softmax and dequantization",
+         elementwise, RoPE, softmax and dequantization; attention as the naive algorithm in \
+         f32 (scores materialized per block of queries, softmax, then P·V)",
         None,
     ),
     ("flash", Some("simd"), "flash attention: online softmax over KV tiles, no score matrix", None),

@@ -1,6 +1,7 @@
-//! Attention: flash against naive on decode and prefill with a non-empty cache, a case whose
-//! answer is known in closed form (proves the causal mask's offset), and prefill = the same
-//! tokens decoded one at a time.
+//! Attention: every variant against naive on decode and prefill with a non-empty cache and on
+//! shapes that cut the faster variants' blocks and tiles awkwardly, a case whose answer is
+//! known in closed form (proves the causal mask's offset), prefill = the same tokens decoded
+//! one at a time, and rows with extreme or NaN scores.
 
 use gllm_kernels::ops::attention::{self, AttentionFn, AttentionShape};
 use gllm_kernels::registry;
@@ -47,6 +48,130 @@ fn flash_matches_naive_on_decode_and_prefill_with_a_cache() {
             f(&mut got, &q, &k, &v, s);
             tol.check(&got, &want, None)
                 .unwrap_or_else(|e| panic!("{name} m={m} kv_len={kv_len}: {e}"));
+        }
+    }
+}
+
+/// Shapes at the edges of the blocking of the faster variants: cache lengths on and next to
+/// multiples of the 32- and 64-key tiles, query counts around the `simd` variant's K
+/// transposition threshold (4) and its 16-token blocks (40 = 16 + 16 + 8; over 1500 cached
+/// positions its score budget cuts blocks to 7 tokens), GQA groups of 1, 3, 5 and 8 (rows per
+/// block not a multiple of its 6-row scores or 2-row P·V calls), and head dimensions that
+/// leave 8-wide and scalar tails (40 = 32 + 8, 19, 5) or none (96). A fully masked row cannot
+/// occur: query `i` always sees keys `0 ..= kv_len − m + i`.
+#[test]
+fn variants_match_naive_on_awkward_blockings() {
+    let tol = registry::op("attention").unwrap().tolerance;
+    let mut cases = Vec::new();
+    for (m, kv_len) in [
+        (1, 64),
+        (1, 65),
+        (3, 64),
+        (4, 4),
+        (4, 63),
+        (5, 64),
+        (5, 129),
+        (6, 128),
+        (16, 16),
+        (17, 130),
+        (40, 40),
+        (40, 191),
+        (37, 1500),
+    ] {
+        cases.push((m, kv_len, 9, 3, 64));
+    }
+    for (heads, kv_heads) in [(4, 4), (10, 2), (8, 1)] {
+        for (m, kv_len) in [(1, 70), (5, 70), (23, 100)] {
+            cases.push((m, kv_len, heads, kv_heads, 64));
+        }
+    }
+    for d in [96, 40, 19, 5] {
+        for (m, kv_len) in [(1, 33), (7, 70), (20, 20)] {
+            cases.push((m, kv_len, 6, 2, d));
+        }
+    }
+    for (m, kv_len, n_heads, n_kv_heads, head_dim) in cases {
+        let s = AttentionShape { m, kv_len, capacity: kv_len + 5, n_heads, n_kv_heads, head_dim };
+        let q = registry::uniform(&mut registry::rng(kv_len as u64), m * n_heads * head_dim, 2.0);
+        let (k, v) = (cache(s, 7), cache(s, 8));
+        let mut want = vec![f32::NAN; q.len()];
+        attention::attention_naive(&mut want, &q, &k, &v, s);
+        for (name, f) in variants() {
+            let mut got = vec![f32::NAN; q.len()];
+            f(&mut got, &q, &k, &v, s);
+            tol.check(&got, &want, None).unwrap_or_else(|e| panic!("{name} {s:?}: {e}"));
+        }
+    }
+}
+
+/// The model splits a prefill's queries across threads by token ranges (a range `t0..t1` is
+/// the call `m = t1 − t0`, `kv_len = pos0 + t1`); each row's output must not depend on the
+/// split, bit for bit. `tiled` is held to it only for parts of two tokens or more: a single
+/// query runs `flash`.
+#[test]
+fn query_splits_give_the_same_bits() {
+    for (m, kv_len) in [(13usize, 40usize), (40, 300), (9, 9)] {
+        let (heads, d) = (9usize, 64usize);
+        let s = AttentionShape {
+            m,
+            kv_len,
+            capacity: kv_len,
+            n_heads: heads,
+            n_kv_heads: 3,
+            head_dim: d,
+        };
+        let q = registry::uniform(&mut registry::rng(12), m * heads * d, 2.0);
+        let (k, v) = (cache(s, 13), cache(s, 14));
+        let row = heads * d;
+        for (name, f) in variants() {
+            let mut whole = vec![f32::NAN; q.len()];
+            f(&mut whole, &q, &k, &v, s);
+            for cut in 1..m {
+                if name == "tiled" && (cut == 1 || cut == m - 1) {
+                    continue;
+                }
+                let mut parts = vec![f32::NAN; q.len()];
+                let (lo, hi) = parts.split_at_mut(cut * row);
+                let pos0 = kv_len - m;
+                f(lo, &q[..cut * row], &k, &v, AttentionShape { m: cut, kv_len: pos0 + cut, ..s });
+                f(hi, &q[cut * row..], &k, &v, AttentionShape { m: m - cut, ..s });
+                let same = parts.iter().zip(&whole).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{name} m={m} kv_len={kv_len}: split at {cut} changes bits");
+            }
+        }
+    }
+}
+
+/// Scores spread over hundreds (q scaled by 60: the softmax is nearly one-hot and most weights
+/// underflow) agree with naive; a NaN in one query row makes that row's output NaN and no
+/// other's. An f32 score is off by about `ε·Σ|q_e·k_e|/√d` (≈ 500·6e-8 = 3e-5 here), which
+/// is the relative error of its weight, so the bound is `|Δ| ≤ 1e-4 + 1e-4·|want|`.
+#[test]
+fn extreme_and_nan_scores() {
+    let tol = gllm_kernels::tolerance::Tolerance::AbsRel { abs: 1e-4, rel: 1e-4 };
+    let (m, kv_len, d) = (12usize, 80usize, 64usize);
+    let s = AttentionShape { m, kv_len, capacity: 80, n_heads: 9, n_kv_heads: 3, head_dim: d };
+    let (k, v) = (cache(s, 9), cache(s, 10));
+    let mut q = registry::uniform(&mut registry::rng(11), m * 9 * d, 2.0);
+    q.iter_mut().for_each(|x| *x *= 60.0);
+    let mut want = vec![f32::NAN; q.len()];
+    attention::attention_naive(&mut want, &q, &k, &v, s);
+    for (name, f) in variants() {
+        let mut got = vec![f32::NAN; q.len()];
+        f(&mut got, &q, &k, &v, s);
+        tol.check(&got, &want, None).unwrap_or_else(|e| panic!("{name} large scores: {e}"));
+    }
+    let nan_row = 5 * 9 + 4; // token 5, head 4
+    q[nan_row * d + 17] = f32::NAN;
+    for (name, f) in variants() {
+        let mut got = vec![0.0f32; q.len()];
+        f(&mut got, &q, &k, &v, s);
+        for (r, row) in got.chunks_exact(d).enumerate() {
+            if r == nan_row {
+                assert!(row.iter().all(|x| x.is_nan()), "{name}: row {r} not all NaN: {row:?}");
+            } else {
+                assert!(row.iter().all(|x| x.is_finite()), "{name}: row {r} not finite");
+            }
         }
     }
 }

@@ -18,10 +18,12 @@
 //! `out`, `group = n_heads / n_kv_heads`) and its cache is `k[g·capacity·head_dim ..]` of
 //! length `capacity·head_dim`: call with `n_heads = group, n_kv_heads = 1` on those slices.
 //!
-//! Variants: `naive` (f64 scores materialized per query, softmax, then `P·V`), `flash`
-//! (online softmax over tiles of [`FLASH_TILE`] keys, no score matrix, `f32x8` dot products
-//! and [`fast_exp`]; the query heads sharing a KV head walk each tile together) and `tiled`
-//! ([`attention_tiled`]: a prefill batch through 64-key tiles as small GEMMs).
+//! Variants: `naive` (f64 scores materialized per query, softmax, then `P·V`), `simd` (the
+//! same algorithm in f32 with AVX2, blocked so the queries sharing a KV head share each K and
+//! V load: [`attention_simd`]), `flash` (online softmax over tiles of [`FLASH_TILE`] keys, no
+//! score matrix, `f32x8` dot products and [`fast_exp`]; the query heads sharing a KV head
+//! walk each tile together) and `tiled` ([`attention_tiled`]: a prefill batch through 64-key
+//! tiles as small GEMMs).
 
 use wide::f32x8;
 
@@ -281,6 +283,26 @@ pub fn attention_flash(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Atte
     }
 }
 
+/// The standard algorithm of [`attention_naive`] in f32 with AVX2/FMA
+/// (`arch/attention_avx2.rs`): per block of query rows that share a KV head (up to 16
+/// tokens × the group's heads), the scores `S = Q·Kᵀ/√d` materialized (K transposed, 6 rows ×
+/// 16 keys per register block), a softmax per row over its visible keys (`e^(s − max)` by
+/// [`fast_exp_sat`](super::fast_math::fast_exp_sat), the sum `ℓ` kept), then `O = P·V / ℓ`
+/// (2 rows × 32 dimensions per register block). K and V go in tiles of 64 keys that every
+/// row of the block uses while they are in L1; the block's scores stay in L2 between the
+/// passes. No online softmax and no tiling of the softmax: that is what `flash` and `tiled`
+/// add. A row's bits do not depend on the other queries of the call (nor on a split of them).
+/// Without AVX2/FMA (another architecture) it runs [`attention_naive`].
+pub fn attention_simd(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
+    check_shape(out, q, k, v, s);
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::detected().has_avx2_fma() {
+        // SAFETY: AVX2 and FMA present; the slices match `s` (checked above).
+        return unsafe { crate::arch::attention_avx2::attention(out, q, k, v, s) };
+    }
+    attention_naive(out, q, k, v, s)
+}
+
 /// A batch of queries (prefill) as ggml's tiled flash attention does it,
 /// [`attention_ggml_tiled`](super::ggml_tiled::attention_ggml_tiled): blocks of queries
 /// through 64-key tiles as small FMA GEMMs, K transposed once per call (AVX2/FMA; accurate to
@@ -294,10 +316,11 @@ pub fn attention_tiled(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Atte
     }
 }
 
-/// The `attention` variant named `variant` (`naive`, `flash`, `tiled`).
+/// The `attention` variant named `variant` (`naive`, `simd`, `flash`, `tiled`).
 pub fn select(variant: &str) -> Option<AttentionFn> {
     match variant {
         "naive" => Some(attention_naive),
+        "simd" => Some(attention_simd),
         "flash" => Some(attention_flash),
         "tiled" => Some(attention_tiled),
         _ => None,
@@ -428,6 +451,14 @@ pub fn variants() -> Vec<Variant> {
             summary: "f64 scores materialized per query, softmax, then P·V",
             available: always,
             run: |c| run(attention_naive, c),
+        },
+        Variant {
+            op: "attention",
+            name: "simd",
+            summary: "f32 scores materialized per block of queries sharing a KV head (AVX2, K \
+                      transposed, 64-key tiles), fast_exp softmax, then P·V",
+            available: registry::needs_avx2,
+            run: |c| run(attention_simd, c),
         },
         Variant {
             op: "attention",

@@ -58,7 +58,8 @@ pub fn variants() -> Vec<Variant> {
 ///
 /// - `matrixmultiply`: linear through `matrixmultiply::sgemm`;
 /// - `simd`: every f32 op's fastest variants (hand-written AVX-512 or AVX2 first, then
-///   portable `wide`); attention stays `naive` (flash is its own stage);
+///   portable `wide`); attention is the naive algorithm vectorized (scores materialized,
+///   softmax, `P·V`), so the step to `flash` measures the flash algorithm itself;
 /// - `flash`: attention by online softmax over KV tiles;
 /// - `quantized`: rms_norm, silu_mul and rope with llama.cpp's arithmetic ([`ggml`]; silu_mul
 ///   in ggml's AVX-512 form where the CPU has it, the same bits).
@@ -81,6 +82,7 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
             ("gelu", SIMD),
             ("rope", SIMD),
             ("softmax", SIMD),
+            ("attention", &["simd", "naive"]),
         ],
         "flash" => vec![("attention", &["tiled", "flash"])],
         // llama.cpp's arithmetic for the ops around the quantized matmuls (see `ggml`): with

@@ -531,13 +531,14 @@ fn run_wall(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessError> {
 fn run_instructions(plan: &GatePlan, t0: Instant) -> Result<GateReport, HarnessError> {
     let rules = &plan.thresholds.instructions;
     let version = instructions::valgrind_version()?;
-    // The case list comes from short-lived workers (no valgrind needed for listing).
+    // The case list comes from short-lived workers run by valgrind too: its CPU has no
+    // AVX-512, so the list names the variants the counting runs can execute.
     let (base_cases, base_hello) = {
-        let mut w = WorkerProcess::spawn("base", &plan.base, &plan.catalog)?;
+        let mut w = WorkerProcess::spawn_under_valgrind("base", &plan.base, &plan.catalog)?;
         (w.list()?, w.hello.clone())
     };
     let (head_cases, head_hello) = {
-        let mut w = WorkerProcess::spawn("head", &plan.head, &plan.catalog)?;
+        let mut w = WorkerProcess::spawn_under_valgrind("head", &plan.head, &plan.catalog)?;
         (w.list()?, w.hello.clone())
     };
     let common: Vec<String> = base_cases.into_iter().filter(|c| head_cases.contains(c)).collect();

@@ -360,15 +360,37 @@ impl WorkerProcess {
         cmd: &WorkerCommand,
         spec: &CatalogSpec,
     ) -> Result<WorkerProcess, HarnessError> {
-        let mut command = match cmd.cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", &cpu.to_string()]).arg(&cmd.bin);
-                c
-            }
-            None => Command::new(&cmd.bin),
-        };
+        Self::spawn_with(label, cmd, spec, false)
+    }
+
+    /// A worker run by valgrind (`--tool=none`), so it sees the CPU that callgrind's counting
+    /// runs see: its case list names the variants available there (valgrind reports no
+    /// AVX-512, so no `avx512` variant), not the ones this CPU would pick.
+    pub fn spawn_under_valgrind(
+        label: &str,
+        cmd: &WorkerCommand,
+        spec: &CatalogSpec,
+    ) -> Result<WorkerProcess, HarnessError> {
+        Self::spawn_with(label, cmd, spec, true)
+    }
+
+    fn spawn_with(
+        label: &str,
+        cmd: &WorkerCommand,
+        spec: &CatalogSpec,
+        under_valgrind: bool,
+    ) -> Result<WorkerProcess, HarnessError> {
+        let mut line: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpu) = cmd.cpu {
+            line.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+        }
+        if under_valgrind {
+            line.extend(["valgrind".into(), "--tool=none".into(), "--quiet".into()]);
+        }
+        line.push(cmd.bin.clone().into_os_string());
+        let mut command = Command::new(&line[0]);
         command
+            .args(&line[1..])
             .args(WorkerCommand::catalog_args(spec))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())

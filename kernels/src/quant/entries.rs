@@ -495,6 +495,14 @@ fn x8_variants() -> Vec<Variant> {
             available: needs_avx2_f16c,
             run: x8_run::<1>,
         },
+        Variant {
+            op: QMATVEC_Q4_1X8,
+            name: "avx512",
+            summary: "AVX-512 VNNI: vpdpbusd per 4 quants x 8 rows (one token); \
+                      16-row zmm GEMM, one weight load per 2 tokens",
+            available: registry::needs_avx512_vnni,
+            run: x8_run::<2>,
+        },
     ]
 }
 
@@ -553,8 +561,9 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
                 .iter()
                 .flat_map(|&t| [(dot_op(t), FAST), (qmatvec_op(t), FAST)])
                 .collect();
-            // without AVX2 the model keeps Q4_1 in GGUF rows (it interleaves only for avx2)
-            v.push((QMATVEC_Q4_1X8, &["avx2", "naive"]));
+            // without AVX2 the model keeps Q4_1 in GGUF rows (it interleaves for a fast
+            // variant only)
+            v.push((QMATVEC_Q4_1X8, &["avx512", "avx2", "naive"]));
             v
         }
         _ => Vec::new(),

@@ -14,7 +14,8 @@
 //! `"avx2"` in the `quantized` stage) → [`select_qmatmul`] → a [`QMatmulFn`] to call per layer.
 //!
 //! [`q4_1x8`] is a load-time layout of Q4_1 matrices (8 rows interleaved, same bytes) with its
-//! own op, `qmatvec_q4_1x8`: the model uses it when the stage picks its `avx2` variant.
+//! own op, `qmatvec_q4_1x8`: the model uses it when the stage picks a fast variant of it
+//! (`avx512` where the CPU has AVX-512 VNNI, else `avx2`).
 
 // Block layouts are defined by index formulas (value i lives at byte f(i)); the loops say so.
 #![allow(clippy::needless_range_loop)]

@@ -13,11 +13,12 @@
 //! boundary): a one-core AVX2 read of 512 MiB runs 20–22 GB/s against 15–17 GB/s on 4 KiB
 //! pages on the Zen 3 development machine. The arena is read-only once filled.
 //!
-//! When the `quantized` stage chose the `avx2` variant of `qmatvec_q4_1x8`, every Q4_1 matrix
-//! of whole 8-row panels is copied into the arena interleaved by 8 rows
-//! ([`gllm_kernels::quant::q4_1x8`]: same size, one load serves 8 rows) and multiplied by that
-//! op; the file's pages of those tensors are then released, so resident memory holds the
-//! weights once. They also stream through huge pages instead of the file's 4 KiB ones.
+//! When the `quantized` stage chose a fast variant of `qmatvec_q4_1x8` (`avx512` or `avx2`: any
+//! but `naive`), every Q4_1 matrix of whole 8-row panels is copied into the arena interleaved
+//! by 8 rows ([`gllm_kernels::quant::q4_1x8`]: same size, one load serves 8 rows) and
+//! multiplied by that op; the file's pages of those tensors are then released, so resident
+//! memory holds the weights once. They also stream through huge pages instead of the file's 4
+//! KiB ones.
 //!
 //! When the stage chose a `linear_packed` variant other than `naive`, every dequantized
 //! matrix is stored in that op's panels of 16 rows, transposed (see

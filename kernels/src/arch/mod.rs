@@ -17,6 +17,8 @@ pub mod q4_1x8_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod q4_1x8_avx512;
 #[cfg(target_arch = "x86_64")]
+pub mod q8_0x16_avx512;
+#[cfg(target_arch = "x86_64")]
 mod qgemv_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod quant_avx2;

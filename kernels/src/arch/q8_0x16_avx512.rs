@@ -26,11 +26,16 @@
 //! `vcvtdq2ps`, `vfmadd`: 17 cycles of the multiply pipes for 544 bytes, ~110 GB/s at 3.65
 //! GHz, more than the caches deliver, so one token's GEMV runs at the speed of memory (the
 //! GGUF-row AVX2 GEMV needs two `vpsignb`, `vpmaddubsw`, `vpmaddwd` and a scale broadcast per
-//! row and block). There is no software prefetch: the panel blocks are one stream, which the
-//! hardware prefetchers follow; prefetches 4 or 16 KB ahead made the vocabulary GEMV no faster
-//! from L3 or DRAM (`--example vocab_speed`, best of 30 batches on a loaded machine: none
-//! 0.96-1.05 ms hot, 1.0-1.2 ms cold; 4 KB 1.03-1.20 / 1.08-1.29; 16 KB 1.19-1.61 /
-//! 1.51-2.71). Several tokens go in pairs: each weight vector loaded and flipped serves both.
+//! row and block).
+//!
+//! One token (decode) is bound by memory: the vocabulary's 30 MB come from L3 and DRAM. The
+//! GEMV walks panel `p` beside panel `p + panels/2`: two streams far apart, which the hardware
+//! prefetchers run ahead on independently, sharing each block's corrections and quant
+//! broadcasts (`--example vocab_speed`, best of 30 batches, three runs on a loaded machine:
+//! hot 0.90-1.01 → 0.83-0.87 ms, from DRAM 1.16-1.27 → 1.04-1.06 ms). Neighbouring panels as
+//! the pair (9.8 KB apart) ran 1.5-1.9 ms; software prefetches 2-16 KB ahead made it no faster
+//! (one panel at a time: none 0.96-1.05 ms hot, 4 KB 1.03-1.20, 16 KB 1.19-1.61). Several
+//! tokens go in pairs: each weight vector loaded and flipped serves both.
 
 // The AVX-512 intrinsics are stable since Rust 1.89, past the workspace's `rust-version`
 // (1.85): building this module needs 1.89 or newer.
@@ -65,29 +70,34 @@ unsafe fn quad(p: *const u8) -> i32 {
 #[repr(align(32))]
 struct Corrections([i32; 8]);
 
-/// The panel of 16 rows at `w` (`nb` blocks) against tokens `0..T` of `a` (token `t`'s blocks
-/// at `a + t·a_row`, their scales at `ad + t·nb`): `y[t·y_stride + r]`.
+/// Panels `w[0..P]` (16 rows each, `nb` blocks) against tokens `0..T` of `a` (token `t`'s
+/// blocks at `a + t·a_row`, their scales at `ad + t·nb`): panel `i`, token `t` into
+/// `y[i][t·y_stride..]`. Each weight vector loaded and flipped serves the `T` tokens; each
+/// token's corrections and quants serve the `P` panels. 8 accumulators per (panel, token).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn panel_tokens<const T: usize>(
-    w: *const u8,
+unsafe fn tile<const P: usize, const T: usize>(
+    w: [*const u8; P],
     nb: usize,
     a: *const u8,
     a_row: usize,
     ad: *const f32,
-    y: *mut f32,
+    y: [*mut f32; P],
     y_stride: usize,
 ) {
     let flip = _mm512_set1_epi8(0x80u8 as i8);
     let bias = _mm256_set1_epi8(0x80u8 as i8);
     let zero = _mm256_setzero_si256();
-    let mut acc = [[_mm512_setzero_ps(); 8]; T];
+    let mut acc = [[[_mm512_setzero_ps(); 8]; T]; P];
     let mut corr: [Corrections; T] = std::array::from_fn(|_| Corrections([0; 8]));
     for b in 0..nb {
-        let pb = w.add(b * ROWS * BLOCK);
-        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(pb.cast()));
-        let dd: [__m512; T] =
-            std::array::from_fn(|t| _mm512_mul_ps(dw, _mm512_set1_ps(*ad.add(t * nb + b))));
+        let pb: [*const u8; P] = std::array::from_fn(|i| w[i].add(b * ROWS * BLOCK));
+        let dw: [__m512; P] =
+            std::array::from_fn(|i| _mm512_cvtph_ps(_mm256_loadu_si256(pb[i].cast())));
+        // d_w·d_a per (panel, token), rounded to f32 as ggml rounds it
+        let dd: [[__m512; T]; P] = std::array::from_fn(|i| {
+            std::array::from_fn(|t| _mm512_mul_ps(dw[i], _mm512_set1_ps(*ad.add(t * nb + b))))
+        });
         let x: [*const u8; T] = std::array::from_fn(|t| a.add(t * a_row + b * ACT_BLOCK + ACT_QS));
         // where the passes read this block's corrections from (see `Corrections`)
         let mut cp = [std::ptr::null::<i32>(); T];
@@ -96,21 +106,28 @@ unsafe fn panel_tokens<const T: usize>(
             _mm256_store_si256(corr[t].0.as_mut_ptr().cast(), _mm256_sub_epi32(zero, c));
             cp[t] = std::hint::black_box(corr[t].0.as_ptr());
         }
-        let wb = pb.add(2 * ROWS);
         for j in 0..8 {
-            let wq = _mm512_xor_si512(_mm512_loadu_si512(wb.add(64 * j).cast()), flip);
+            let wq: [__m512i; P] = std::array::from_fn(|i| {
+                _mm512_xor_si512(_mm512_loadu_si512(pb[i].add(2 * ROWS + 64 * j).cast()), flip)
+            });
             for t in 0..T {
                 let c = _mm512_set1_epi32(*cp[t].add(j));
-                let s = _mm512_dpbusd_epi32(c, wq, _mm512_set1_epi32(quad(x[t].add(4 * j))));
-                acc[t][j] = _mm512_fmadd_ps(dd[t], _mm512_cvtepi32_ps(s), acc[t][j]);
+                let xq = _mm512_set1_epi32(quad(x[t].add(4 * j)));
+                for i in 0..P {
+                    let s = _mm512_dpbusd_epi32(c, wq[i], xq);
+                    acc[i][t][j] = _mm512_fmadd_ps(dd[i][t], _mm512_cvtepi32_ps(s), acc[i][t][j]);
+                }
             }
         }
     }
     let add = |x, y| _mm512_add_ps(x, y);
-    for t in 0..T {
-        let v = &acc[t];
-        let sum = add(add(add(v[0], v[4]), add(v[2], v[6])), add(add(v[1], v[5]), add(v[3], v[7])));
-        _mm512_storeu_ps(y.add(t * y_stride), sum);
+    for i in 0..P {
+        for t in 0..T {
+            let v = &acc[i][t];
+            let sum =
+                add(add(add(v[0], v[4]), add(v[2], v[6])), add(add(v[1], v[5]), add(v[3], v[7])));
+            _mm512_storeu_ps(y[i].add(t * y_stride), sum);
+        }
     }
 }
 
@@ -127,32 +144,32 @@ unsafe fn run(
     let a_row = nb * ACT_BLOCK;
     let panel_bytes = nb * ROWS * BLOCK;
     let m = acts.m();
+    let wp = |p: usize| w.add(p * panel_bytes);
+    let yp = |p: usize| y.add(p * ROWS);
+    if m == 1 {
+        // panel p beside panel p + half: two streams far apart (see the module docs); the
+        // order of panels changes no output's arithmetic
+        let half = panels / 2;
+        for p in 0..half {
+            let q = p + half;
+            tile::<2, 1>([wp(p), wp(q)], nb, a, a_row, ad, [yp(p), yp(q)], y_stride);
+        }
+        if panels % 2 == 1 {
+            let p = panels - 1;
+            tile::<1, 1>([wp(p)], nb, a, a_row, ad, [yp(p)], y_stride);
+        }
+        return;
+    }
     for p in 0..panels {
-        let wp = w.add(p * panel_bytes);
-        let yp = y.add(p * ROWS);
         let mut t = 0;
         while t + PAIR <= m {
-            panel_tokens::<PAIR>(
-                wp,
-                nb,
-                a.add(t * a_row),
-                a_row,
-                ad.add(t * nb),
-                yp.add(t * y_stride),
-                y_stride,
-            );
+            let (at, adt, yt) = (a.add(t * a_row), ad.add(t * nb), yp(p).add(t * y_stride));
+            tile::<1, PAIR>([wp(p)], nb, at, a_row, adt, [yt], y_stride);
             t += PAIR;
         }
         if t < m {
-            panel_tokens::<1>(
-                wp,
-                nb,
-                a.add(t * a_row),
-                a_row,
-                ad.add(t * nb),
-                yp.add(t * y_stride),
-                y_stride,
-            );
+            let (at, adt, yt) = (a.add(t * a_row), ad.add(t * nb), yp(p).add(t * y_stride));
+            tile::<1, 1>([wp(p)], nb, at, a_row, adt, [yt], y_stride);
         }
     }
 }

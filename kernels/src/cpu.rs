@@ -58,6 +58,12 @@ impl CpuFeatures {
     pub fn has_avx512(&self) -> bool {
         self.avx512f && self.avx512bw && self.avx512vl
     }
+
+    /// AVX-512 F + BW + VL + VNNI, on top of AVX2 + FMA + F16C: what the block-format `avx512`
+    /// kernels need (`vpdpbusd`, and f16 scales by `vcvtph2ps`).
+    pub fn has_avx512_vnni(&self) -> bool {
+        self.has_avx512() && self.avx512vnni && self.has_avx2_f16c()
+    }
 }
 
 /// Features detected on the running CPU (cached after the first call).

@@ -255,13 +255,12 @@ pub fn needs_avx512() -> Availability {
     }
 }
 
-/// Available when the CPU has AVX-512 F/BW/VL and VNNI.
+/// Available when the CPU has AVX-512 F/BW/VL and VNNI (and AVX2/FMA/F16C).
 pub fn needs_avx512_vnni() -> Availability {
-    let cpu = crate::cpu::detected();
-    if cpu.has_avx512() && cpu.avx512vnni {
+    if crate::cpu::detected().has_avx512_vnni() {
         Availability::Available
     } else {
-        Availability::Unavailable("CPU lacks AVX-512 VNNI".into())
+        Availability::Unavailable("CPU lacks AVX-512 F/BW/VL/VNNI".into())
     }
 }
 

@@ -51,10 +51,11 @@ const BUILTIN: [(&str, Option<&str>, &str, Option<bool>); 5] = [
     (
         "quantized",
         Some("flash"),
-        "weights stay in their GGUF blocks (Q4_1 interleaved by 8 rows at load); matmul \
-         directly on blocks against quantized activations; llama.cpp's arithmetic around them \
-         (f16 KV cache, its RoPE, norm, SwiGLU and both flash attentions: row by row below 64 \
-         queries, tiled from 64), so its logits are reproduced to the bit",
+        "weights stay in their GGUF blocks (Q4_1 interleaved by 8 rows at load, and with \
+         AVX-512 VNNI Q8_0 by 16); matmul directly on blocks against quantized activations; \
+         llama.cpp's arithmetic around them (f16 KV cache, its RoPE, norm, SwiGLU and both \
+         flash attentions: row by row below 64 queries, tiled from 64), so its logits are \
+         reproduced to the bit",
         Some(true),
     ),
 ];

@@ -14,10 +14,14 @@
 //! `emulate` below is that order in plain scalar code; the kernels must match it with `==` on
 //! the bits, at the model's shapes and odd ones, for m = 1, 2, 3, 5, 8, 64 tokens, both the
 //! dispatching `avx2` variant (tile walk for few tokens, GEMM from `gemm_min_m` tokens on) and the
-//! GEMM itself at every m.
+//! GEMM itself at every m; for Q4_1 also the `qmatvec_q4_1x8` variants on the same rows
+//! interleaved (`avx2`, and `avx512` where the CPU has AVX-512 VNNI), for Q8_0 the
+//! `qmatvec_q8_0x16` `avx512` variant likewise.
 
 use gllm_kernels::quant::f16::{f16_to_f32, f32_to_f16};
-use gllm_kernels::quant::{quantize_activations, random, select_qmatmul, QuantType, QuantizedActs};
+use gllm_kernels::quant::{
+    q4_1x8, q8_0x16, quantize_activations, random, select_qmatmul, QuantType, QuantizedActs,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -149,6 +153,30 @@ fn check_all(t: QuantType, w: &[u8], n: usize, k: usize, acts: &QuantizedActs) {
     if let Some(f) = select_qmatmul("avx2") {
         check("qmatmul avx2", t, w, n, k, acts, &|y, s| f(w, t, n, k, acts, y, s));
     }
+    if t == QuantType::Q4_1 && q4_1x8::fits(n, k) {
+        // the same rows interleaved by 8 at load: every fast variant of qmatvec_q4_1x8
+        let mut x8 = vec![0u8; w.len()];
+        q4_1x8::interleave(w, n, k, &mut x8);
+        for v in ["avx2", "avx512"] {
+            match q4_1x8::select(v) {
+                Some(f) => check(&format!("q4_1x8 {v}"), t, w, n, k, acts, &|y, s| {
+                    f(&x8, t, n, k, acts, y, s)
+                }),
+                None => eprintln!("SKIP q4_1x8 {v}: not available on this CPU"),
+            }
+        }
+    }
+    if t == QuantType::Q8_0 && q8_0x16::fits(n, k) {
+        // the same rows interleaved by 16 at load: qmatvec_q8_0x16
+        let mut x16 = vec![0u8; w.len()];
+        q8_0x16::interleave(w, n, k, &mut x16);
+        match q8_0x16::select("avx512") {
+            Some(f) => {
+                check("q8_0x16 avx512", t, w, n, k, acts, &|y, s| f(&x16, t, n, k, acts, y, s))
+            }
+            None => eprintln!("SKIP q8_0x16 avx512: not available on this CPU"),
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let cpu = gllm_kernels::cpu::detected();
@@ -185,7 +213,7 @@ fn quantized_matmuls_match_ggml_order_bit_for_bit_at_model_shapes() {
 fn quantized_matmuls_match_ggml_order_bit_for_bit_at_odd_shapes() {
     for t in FORMATS {
         let act = t.activation_type().unwrap();
-        for n in [1, 2, 3, 7, 8, 9, 13, 17, 24] {
+        for n in [1, 2, 3, 7, 8, 9, 13, 16, 17, 24, 40, 48] {
             for nb in [1, 2, 3, 5] {
                 let k = nb * 32;
                 for m in TOKENS {
@@ -205,9 +233,11 @@ fn quantized_matmuls_match_ggml_order_bit_for_bit_at_odd_shapes() {
 /// activations) must not saturate any 16-bit step.
 #[test]
 fn extreme_quants_do_not_saturate() {
-    for t in FORMATS {
+    // (rows, tokens): a GEMM row tail, whole panels (the interleaved Q4_1 and Q8_0), the GEMV
+    let shapes = [(9, 6), (24, 6), (32, 5), (32, 1)];
+    for (t, (n, m)) in FORMATS.into_iter().flat_map(|t| shapes.map(|s| (t, s))) {
         let act = t.activation_type().unwrap();
-        let (n, nb, m) = (9, 3, 6);
+        let nb = 3;
         let k = nb * 32;
         let mut rng = gllm_kernels::registry::rng(77 + t.id() as u64);
         let mut w = random_bytes(t, n * nb, &mut rng);
@@ -231,5 +261,35 @@ fn extreme_quants_do_not_saturate() {
         let x: Vec<f32> = (0..m * k).map(|i| if (i / 7) % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let acts = quantize_activations(act, &x, m, k);
         check_all(t, &w, n, k, &acts);
+    }
+}
+
+/// The interleaved Q8_0 kernel flips the weights' sign bit instead of ggml's sign trick, so it
+/// is exact for every weight byte, −128 included (which ggml's quantizer never writes and the
+/// AVX2 kernels cannot take).
+#[test]
+fn q8_0x16_takes_every_weight_byte() {
+    let Some(f) = q8_0x16::select("avx512") else {
+        eprintln!("SKIP q8_0x16 avx512: not available on this CPU");
+        return;
+    };
+    let t = QuantType::Q8_0;
+    let (n, nb) = (32, 3);
+    let k = nb * 32;
+    for m in [1, 2, 3] {
+        let mut rng = gllm_kernels::registry::rng(500 + m as u64);
+        let mut w = random_bytes(t, n * nb, &mut rng);
+        for (i, b) in w.chunks_exact_mut(34).enumerate() {
+            // −128 everywhere in some blocks, scattered in the others
+            if i % 3 == 0 {
+                b[2..].fill(0x80);
+            } else {
+                b[2 + i % 32] = 0x80;
+            }
+        }
+        let acts = quantize_activations(t, &random::values(&mut rng, m * k), m, k);
+        let mut x16 = vec![0u8; w.len()];
+        q8_0x16::interleave(&w, n, k, &mut x16);
+        check("q8_0x16 avx512", t, &w, n, k, &acts, &|y, s| f(&x16, t, n, k, &acts, y, s));
     }
 }

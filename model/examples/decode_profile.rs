@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use gllm_kernels::ops::attention::AttentionShape;
 use gllm_kernels::ops::ggml::{attention_ggml, rms_norm_ggml};
-use gllm_kernels::quant::{q4_1x8, qmatmul, quantize_activations, QMatmulFn, QuantType};
+use gllm_kernels::quant::{q4_1x8, q8_0x16, qmatmul, quantize_activations, QMatmulFn, QuantType};
 use gllm_kernels::threads::ThreadPool;
 use gllm_model::gguf::GgufFile;
 use gllm_model::llama::matmul::{part_range, ROW_ALIGN};
-use gllm_model::llama::weights::interleaved_qmatmul;
+use gllm_model::llama::weights::{interleaved_q8_0_qmatmul, interleaved_qmatmul};
 use gllm_model::{Model, ModelOptions};
 
 /// Fastest and median seconds per call of `f` over `batches` batches of `per_batch` calls.
@@ -62,8 +62,15 @@ fn main() {
         1.0 / per_token(best),
         1.0 / per_token(median)
     );
-    for op in ["qmatvec_q4_1", "qmatvec_q4_1x8", "qmatvec_q8_0", "attention", "rms_norm", "linear"]
-    {
+    for op in [
+        "qmatvec_q4_1",
+        "qmatvec_q4_1x8",
+        "qmatvec_q8_0",
+        "qmatvec_q8_0x16",
+        "attention",
+        "rms_norm",
+        "linear",
+    ] {
         println!("  {op} = {}", model.stage().variant(op).name);
     }
 
@@ -86,18 +93,26 @@ fn main() {
             std::hint::black_box(quantize_activations(act, &x, 1, k));
         });
         let mut y = vec![0.0f32; rows];
-        // the storage the model chose: Q4_1 interleaved by 8 rows when its stage says so
+        // the storage the model chose: Q4_1 interleaved by 8 rows, Q8_0 by 16, when its stage
+        // says so
         let x8 = interleaved_qmatmul(model.stage())
             .filter(|_| info.ty == QuantType::Q4_1 && q4_1x8::fits(rows, k));
+        let x16 = interleaved_q8_0_qmatmul(model.stage())
+            .filter(|_| info.ty == QuantType::Q8_0 && q8_0x16::fits(rows, k));
         let interleaved;
-        let (bytes, qmatmul): (&[u8], QMatmulFn) = match x8 {
-            Some(f) => {
-                let mut b = vec![0u8; file.tensor_data(info).len()];
-                q4_1x8::interleave(file.tensor_data(info), rows, k, &mut b);
+        let (bytes, qmatmul): (&[u8], QMatmulFn) = match (x8, x16) {
+            (Some(f), _) | (None, Some(f)) => {
+                let src = file.tensor_data(info);
+                let mut b = vec![0u8; src.len()];
+                if x8.is_some() {
+                    q4_1x8::interleave(src, rows, k, &mut b);
+                } else {
+                    q8_0x16::interleave(src, rows, k, &mut b);
+                }
                 interleaved = b;
                 (&interleaved, f)
             }
-            None => (file.tensor_data(info), qmatmul),
+            (None, None) => (file.tensor_data(info), qmatmul),
         };
         let row_bytes = bytes.len() / rows;
         let y_addr = y.as_mut_ptr() as usize;

@@ -159,22 +159,29 @@ fn quantized_stage_keeps_weights_in_blocks_and_f32_stages_do_not() {
     assert!(!f.weights().layers[0].down.is_quantized());
 }
 
-/// The `quantized` stage interleaves its Q4_1 matrices by 8 rows (`qmatvec_q4_1x8`, avx2);
-/// forcing that op to `naive` keeps them in GGUF rows. Both must give the same bits, in prefill
-/// (the GEMM) and in decode (the GEMV), at 1 and 2 threads (the split falls on panels).
+/// The `quantized` stage interleaves its Q4_1 matrices by 8 rows (`qmatvec_q4_1x8`, avx512 or
+/// avx2) and, with AVX-512 VNNI, its Q8_0 ones (the tied embedding and logits matrix) by 16
+/// (`qmatvec_q8_0x16`); forcing those ops to `naive` keeps GGUF rows. Both must give the same
+/// bits, in prefill (the GEMM), decode (the GEMV), all logits of a batch, at 1 and 2 threads
+/// (the split falls on panels).
 #[test]
-fn interleaved_q4_1_gives_the_bits_of_gguf_rows() {
+fn interleaved_matrices_give_the_bits_of_gguf_rows() {
+    use gllm_kernels::quant::{q4_1x8, q8_0x16};
     use gllm_kernels::stage;
     use gllm_model::llama::weights::MatrixData;
-    if gllm_kernels::quant::q4_1x8::select("avx2").is_none() {
+    if q4_1x8::select("avx2").is_none() {
         eprintln!("skipped: no AVX2/FMA/F16C, the quantized stage keeps GGUF rows");
         return;
+    }
+    let x16 = q8_0x16::select("avx512").is_some();
+    if !x16 {
+        eprintln!("SKIP Q8_0x16: no AVX-512 VNNI, the quantized stage keeps Q8_0 in GGUF rows");
     }
     let file = std::sync::Arc::new(gllm_model::gguf::GgufFile::open(tiny()).unwrap());
     let stages = stage::builtin();
     let interleaved = stage::resolve_with_force(&stages, "quantized", None).unwrap();
-    let rows =
-        stage::resolve_with_force(&stages, "quantized", Some("qmatvec_q4_1x8=naive")).unwrap();
+    let force_rows = Some("qmatvec_q4_1x8=naive,qmatvec_q8_0x16=naive");
+    let rows = stage::resolve_with_force(&stages, "quantized", force_rows).unwrap();
     let seq = tokens(23);
     for threads in [1, 2] {
         let options = ModelOptions { threads, max_batch: 64, ..Default::default() };
@@ -182,14 +189,23 @@ fn interleaved_q4_1_gives_the_bits_of_gguf_rows() {
         let mut b = Model::from_file(file.clone(), &rows, &options).unwrap();
         assert!(matches!(a.weights().layers[0].gate.data, MatrixData::Q4_1x8 { .. }));
         assert!(matches!(b.weights().layers[0].gate.data, MatrixData::Blocks { .. }));
+        assert_eq!(
+            matches!(a.weights().logits_matrix().data, MatrixData::Q8_0x16 { .. }),
+            x16,
+            "the logits matrix is interleaved exactly when qmatvec_q8_0x16 avx512 runs"
+        );
+        assert!(matches!(b.weights().logits_matrix().data, MatrixData::Blocks { .. }));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let (pa, pb) =
             (a.prefill(&seq[..17]).unwrap().to_vec(), b.prefill(&seq[..17]).unwrap().to_vec());
         assert_eq!(bits(&pa), bits(&pb), "threads={threads}: prefill logits differ");
-        for &t in &seq[17..] {
+        for &t in &seq[17..20] {
             let x = a.decode(t).unwrap().to_vec();
             assert_eq!(bits(&x), bits(b.decode(t).unwrap()), "threads={threads}: decode differs");
         }
+        // every token's logits (the vocabulary GEMM over a batch)
+        let x = a.forward(&seq[20..], true).unwrap().to_vec();
+        assert_eq!(bits(&x), bits(b.forward(&seq[20..], true).unwrap()), "threads={threads}");
     }
 }
 

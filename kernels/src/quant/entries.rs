@@ -497,6 +497,97 @@ fn x8_variants() -> Vec<Variant> {
             available: needs_avx2_f16c,
             run: x8_run::<1>,
         },
+        Variant {
+            op: QMATVEC_Q4_1X8,
+            name: "avx512",
+            summary: "AVX-512 VNNI: vpdpbusd per 4 quants x 8 rows (one token); \
+                      16-row zmm GEMM, one weight load per 2 tokens",
+            available: registry::needs_avx512_vnni,
+            run: x8_run::<2>,
+        },
+    ]
+}
+
+// ---------------------------------------------------------------- qmatvec_q8_0x16
+
+/// Op name of the interleaved Q8_0 matmul ([`super::q8_0x16`]).
+pub const QMATVEC_Q8_0X16: &str = "qmatvec_q8_0x16";
+
+fn x16_shapes(set: CaseSet) -> Vec<Shape> {
+    let shape = |m: usize, n: usize, k: usize| Shape::new(&[("m", m), ("n", n), ("k", k)]);
+    let list: &[(usize, usize, usize)] = match set {
+        // (m, n, blocks per row): the GEMV (m = 1), a token pair plus one, many tokens
+        CaseSet::Test => &[(1, 16, 1), (1, 48, 9), (2, 16, 2), (3, 32, 5), (9, 16, 18)],
+        // SmolLM2-135M's vocabulary projection (token_embd, Q8_0): decode, and all 64 logits
+        CaseSet::Model => &[(1, 49152, 18), (64, 576, 18)],
+        CaseSet::Sweep => &[(1, 49152, 18), (2, 49152, 18), (4, 49152, 18), (8, 49152, 18)],
+    };
+    list.iter().map(|&(m, n, nb)| shape(m, n, 32 * nb)).collect()
+}
+
+fn x16_prepare(shape: &Shape, seed: u64) -> Case {
+    let (m, n, k) = (shape.get("m"), shape.get("n"), shape.get("k"));
+    let mut rng = registry::rng(seed);
+    let rows = random::blocks(QuantType::Q8_0, n * k / 32, &mut rng);
+    let mut w = vec![0u8; rows.len()];
+    super::q8_0x16::interleave(&rows, n, k, &mut w);
+    let x = random::values(&mut rng, m * k);
+    Case::new(shape.clone(), vec![Buffer::Bytes(w), Buffer::F32(x)], registry::nan_output(m * n))
+}
+
+fn x16_run<const V: usize>(case: &mut Case) {
+    let (m, n, k) = (case.shape.get("m"), case.shape.get("n"), case.shape.get("k"));
+    let (inputs, y) = case.io();
+    let acts = quantize_activations(QuantType::Q8_0, inputs[1].f32(), m, k);
+    let f = super::q8_0x16::select(super::q8_0x16::variants()[V])
+        .expect("the variant is available (checked by the caller)");
+    f(inputs[0].bytes(), QuantType::Q8_0, n, k, &acts, y, n);
+}
+
+fn x16_magnitude(case: &Case) -> Vec<f64> {
+    let (m, n, k) = (case.shape.get("m"), case.shape.get("n"), case.shape.get("k"));
+    let mut rows = vec![0u8; case.inputs[0].bytes().len()];
+    super::q8_0x16::deinterleave(case.inputs[0].bytes(), n, k, &mut rows);
+    let acts = quantize_activations(QuantType::Q8_0, case.inputs[1].f32(), m, k);
+    magnitudes(QuantType::Q8_0, &rows, n, acts.blocks(), m, k)
+}
+
+fn x16_info() -> OpInfo {
+    OpInfo {
+        name: QMATVEC_Q8_0X16,
+        summary: "qmatvec_q8_0 on weights interleaved by 16 rows at load (same bytes, reordered: \
+                  one 64-byte load holds 4 quants of 16 rows); w: [n, k] (n a multiple of 16), \
+                  x: [m, k]",
+        unit: Unit::GflopPerS,
+        tolerance: DOT_TOLERANCE,
+        shapes: x16_shapes,
+        prepare: x16_prepare,
+        flops: |s| 2.0 * (s.get("m") * s.get("n") * s.get("k")) as f64,
+        bytes: |s| {
+            let (m, n, k) = (s.get("m"), s.get("n"), s.get("k"));
+            (n * k / 32 * 34 + 4 * m * k + 4 * m * n) as f64
+        },
+        magnitude: Some(x16_magnitude),
+    }
+}
+
+fn x16_variants() -> Vec<Variant> {
+    vec![
+        Variant {
+            op: QMATVEC_Q8_0X16,
+            name: "naive",
+            summary: "each 16-row panel de-interleaved to GGUF rows, then the naive qmatvec",
+            available: registry::always,
+            run: x16_run::<0>,
+        },
+        Variant {
+            op: QMATVEC_Q8_0X16,
+            name: "avx512",
+            summary: "AVX-512 VNNI: vpdpbusd on 4 quants x 16 rows (weights' sign bit flipped, \
+                      the token's sum subtracted), tokens in pairs",
+            available: registry::needs_avx512_vnni,
+            run: x16_run::<1>,
+        },
     ]
 }
 
@@ -517,6 +608,7 @@ pub fn op_infos() -> Vec<OpInfo> {
     ops.extend(per_type!(dot_info_vec, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
     ops.extend(per_type!(qmatvec_info_vec, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
     ops.push(x8_info());
+    ops.push(x16_info());
     ops
 }
 
@@ -537,6 +629,7 @@ pub fn variants() -> Vec<Variant> {
     v.extend(per_type!(dot_variants, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
     v.extend(per_type!(qmatvec_variants, [2, 3, 6, 7, 8, 10, 11, 12, 13, 14]));
     v.extend(x8_variants());
+    v.extend(x16_variants());
     v
 }
 
@@ -555,8 +648,11 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
                 .iter()
                 .flat_map(|&t| [(dot_op(t), FAST), (qmatvec_op(t), FAST)])
                 .collect();
-            // without AVX2 the model keeps Q4_1 in GGUF rows (it interleaves only for avx2)
-            v.push((QMATVEC_Q4_1X8, &["avx2", "naive"]));
+            // without AVX2 the model keeps Q4_1 in GGUF rows (it interleaves for a fast
+            // variant only)
+            v.push((QMATVEC_Q4_1X8, &["avx512", "avx2", "naive"]));
+            // without AVX-512 VNNI the model keeps Q8_0 in GGUF rows (qmatvec_q8_0 avx2)
+            v.push((QMATVEC_Q8_0X16, &["avx512", "naive"]));
             v
         }
         _ => Vec::new(),

@@ -14,7 +14,9 @@
 //! `"avx2"` in the `quantized` stage) → [`select_qmatmul`] → a [`QMatmulFn`] to call per layer.
 //!
 //! [`q4_1x8`] is a load-time layout of Q4_1 matrices (8 rows interleaved, same bytes) with its
-//! own op, `qmatvec_q4_1x8`: the model uses it when the stage picks its `avx2` variant.
+//! own op, `qmatvec_q4_1x8`: the model uses it when the stage picks a fast variant of it
+//! (`avx512` where the CPU has AVX-512 VNNI, else `avx2`). [`q8_0x16`] is the same for Q8_0
+//! (16 rows interleaved, op `qmatvec_q8_0x16`), used where its `avx512` variant runs.
 
 // Block layouts are defined by index formulas (value i lives at byte f(i)); the loops say so.
 #![allow(clippy::needless_range_loop)]
@@ -35,6 +37,7 @@ pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
+pub mod q8_0x16;
 pub mod q8_1;
 pub mod q8_k;
 pub mod random;
@@ -45,6 +48,7 @@ use std::fmt;
 pub use block::{as_blocks, as_blocks_mut, blocks_as_bytes, Block};
 pub use entries::{
     dequant_op, dot_op, op_infos, qmatvec_op, stage_overrides, variants, QMATVEC_Q4_1X8,
+    QMATVEC_Q8_0X16,
 };
 pub use matmul::{
     best_qmatmul_variant, gemm_min_m, qmatmul, qmatmul_variants, quantize_activations,

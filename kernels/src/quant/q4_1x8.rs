@@ -22,7 +22,9 @@
 //! changes where bytes are, never which products are added in which order.
 //!
 //! Op `qmatvec_q4_1x8` in the registry: `naive` (each panel de-interleaved back into GGUF rows,
-//! then [`super::matmul::qmatmul_naive`]: the specification) and `avx2`.
+//! then [`super::matmul::qmatmul_naive`]: the specification), `avx2` and `avx512` (AVX-512
+//! VNNI: `vpdpbusd` in place of `vpmaddubsw` + `vpmaddwd`, and a prefill GEMM on 16 rows per
+//! vector; [`crate::arch::q4_1x8_avx512`]). Both fast variants give the same bits.
 
 use super::matmul::{check_qmatmul, qmatmul_naive, QMatmulFn, QuantizedActs};
 use super::QuantType;
@@ -171,9 +173,34 @@ pub fn qmatmul_x8_avx2(
     qmatmul_x8_naive(weights, wtype, n_rows, k, acts, y, y_stride)
 }
 
+/// AVX-512 VNNI (see [`crate::arch::q4_1x8_avx512`]): the same bits as [`qmatmul_x8_avx2`].
+/// Panics if the CPU lacks AVX-512 F/BW/VL/VNNI.
+pub fn qmatmul_x8_avx512(
+    weights: &[u8],
+    wtype: QuantType,
+    n_rows: usize,
+    k: usize,
+    acts: &QuantizedActs,
+    y: &mut [f32],
+    y_stride: usize,
+) {
+    check(weights, wtype, n_rows, k, acts, y, y_stride);
+    assert!(
+        crate::cpu::detected().has_avx512_vnni(),
+        "qmatvec_q4_1x8 avx512: the CPU lacks AVX-512 F/BW/VL/VNNI"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512 F/BW/VL/VNNI (asserted); every length was checked above.
+    unsafe {
+        crate::arch::q4_1x8_avx512::qmatmul(weights, n_rows, k, acts, y, y_stride)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    qmatmul_x8_naive(weights, wtype, n_rows, k, acts, y, y_stride)
+}
+
 /// The `qmatvec_q4_1x8` variants, fastest last.
 pub fn variants() -> &'static [&'static str] {
-    &["naive", "avx2"]
+    &["naive", "avx2", "avx512"]
 }
 
 /// The variant named `variant`, or `None` if it does not exist or cannot run on this CPU.
@@ -181,6 +208,7 @@ pub fn select(variant: &str) -> Option<QMatmulFn> {
     match variant {
         "naive" => Some(qmatmul_x8_naive),
         "avx2" if crate::cpu::detected().has_avx2_f16c() => Some(qmatmul_x8_avx2),
+        "avx512" if crate::cpu::detected().has_avx512_vnni() => Some(qmatmul_x8_avx512),
         _ => None,
     }
 }
@@ -238,21 +266,39 @@ mod tests {
     }
 
     /// Every output of every variant equals the GGUF-row `avx2` qmatmul's (the one the model's
-    /// bit-exact llama.cpp test pins), bit for bit, for 1 token (the GEMV), a few (the GEMM's
-    /// token tail) and many; and `naive` equals `qmatmul_naive` on the rows.
+    /// bit-exact llama.cpp test pins), bit for bit, for 1 token (the GEMV), a few (the GEMMs'
+    /// token tails: the avx512 GEMM runs tokens in pairs) and many, with one panel, an odd
+    /// number (the avx512 GEMM pairs panels) and many, k of 1 to 48 blocks; and `naive` equals
+    /// `qmatmul_naive` on the rows. Outputs past `n` in each strided row must stay NaN.
     #[test]
     fn variants_match_the_row_layout_bit_for_bit() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let have_avx2 = select_qmatmul("avx2").is_some();
+        let fast: Vec<&str> =
+            ["avx2", "avx512"].into_iter().filter(|v| select(v).is_some()).collect();
+        for v in ["avx2", "avx512"] {
+            if select(v).is_none() {
+                eprintln!("SKIP qmatvec_q4_1x8/{v}: not available on this CPU");
+            }
+        }
         for (m, n, nb) in [
             (1, 8, 1),
             (1, 16, 3),
+            (1, 24, 2),
             (1, 64, 18),
             (2, 8, 2),
+            (2, 24, 1),
             (3, 24, 9),
+            (3, 8, 48),
+            (4, 40, 5),
             (5, 16, 7),
+            (5, 24, 17),
+            (6, 56, 4),
             (9, 8, 48),
+            (9, 40, 33),
             (64, 32, 18),
+            (64, 24, 48),
+            (7, 8, 1),
         ] {
             let k = 32 * nb;
             let w = random::blocks(QuantType::Q4_1, n * nb, &mut rng);
@@ -262,8 +308,11 @@ mod tests {
             let acts = quantize_activations(QuantType::Q8_1, &x, m, k);
             let stride = n + 3;
             let run = |f: QMatmulFn, w: &[u8]| {
-                let mut y = vec![f32::NAN; (m - 1) * stride + n];
+                let mut y = vec![f32::NAN; m * stride];
                 f(w, QuantType::Q4_1, n, k, &acts, &mut y, stride);
+                for t in 0..m {
+                    assert!(y[t * stride + n..(t + 1) * stride].iter().all(|v| v.is_nan()));
+                }
                 y
             };
             let bits = |y: Vec<f32>| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -271,8 +320,10 @@ mod tests {
             assert_eq!(bits(run(qmatmul_x8_naive, &x8)), want_naive, "naive m={m} n={n} k={k}");
             if have_avx2 {
                 let want = bits(run(select_qmatmul("avx2").unwrap(), &w));
-                let got = bits(run(select("avx2").unwrap(), &x8));
-                assert_eq!(got, want, "avx2 m={m} n={n} k={k}");
+                for &v in &fast {
+                    let got = bits(run(select(v).unwrap(), &x8));
+                    assert_eq!(got, want, "{v} m={m} n={n} k={k}");
+                }
             }
         }
     }

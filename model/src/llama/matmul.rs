@@ -18,8 +18,9 @@ use super::weights::{Matrix, MatrixData};
 use crate::gguf::GgufFile;
 
 /// Weight rows per part boundary: the f32 GEMV/GEMM and the quantized tiles work on groups of
-/// 4 or 8 rows, the packed f32 matrices on panels of 16.
+/// 4 or 8 rows, the packed f32 matrices and the interleaved Q8_0 ones on panels of 16.
 pub const ROW_ALIGN: usize = 16;
+const _: () = assert!(ROW_ALIGN.is_multiple_of(gllm_kernels::quant::q8_0x16::ROWS));
 const _: () = assert!(ROW_ALIGN.is_multiple_of(PANEL));
 
 /// Rows from which a decode GEMV is cut into several parts per thread (see [`project`]).
@@ -124,7 +125,7 @@ fn compute_rows(
             let shape = LinearShape { m, n: r.len(), k, y_stride: stride };
             packed_linear(out, &x[..m * k], &wv[panels], None, shape)
         }
-        MatrixData::Q4_1x8 { bytes, qmatmul } => {
+        MatrixData::Q4_1x8 { bytes, qmatmul } | MatrixData::Q8_0x16 { bytes, qmatmul } => {
             // the same bytes per row as GGUF rows, and `r` starts on a panel (ROW_ALIGN)
             quantized_rows(bytes, *qmatmul, w, acts, r, out, stride)
         }

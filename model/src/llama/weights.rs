@@ -13,11 +13,18 @@
 //! boundary): a one-core AVX2 read of 512 MiB runs 20–22 GB/s against 15–17 GB/s on 4 KiB
 //! pages on the Zen 3 development machine. The arena is read-only once filled.
 //!
-//! When the `quantized` stage chose the `avx2` variant of `qmatvec_q4_1x8`, every Q4_1 matrix
-//! of whole 8-row panels is copied into the arena interleaved by 8 rows
-//! ([`gllm_kernels::quant::q4_1x8`]: same size, one load serves 8 rows) and multiplied by that
-//! op; the file's pages of those tensors are then released, so resident memory holds the
-//! weights once. They also stream through huge pages instead of the file's 4 KiB ones.
+//! When the `quantized` stage chose a fast variant of `qmatvec_q4_1x8` (`avx512` or `avx2`: any
+//! but `naive`), every Q4_1 matrix of whole 8-row panels is copied into the arena interleaved
+//! by 8 rows ([`gllm_kernels::quant::q4_1x8`]: same size, one load serves 8 rows) and
+//! multiplied by that op; the file's pages of those tensors are then released, so resident
+//! memory holds the weights once. They also stream through huge pages instead of the file's 4
+//! KiB ones.
+//!
+//! Likewise, when the stage chose a fast variant of `qmatvec_q8_0x16` (`avx512`), every Q8_0
+//! matrix of whole 16-row panels (SmolLM2's vocabulary, `token_embd`) is copied into the arena
+//! interleaved by 16 rows ([`gllm_kernels::quant::q8_0x16`]: same size, one 64-byte load serves
+//! 16 rows) and its file pages released; the embedding lookup reads its rows back block by
+//! block.
 //!
 //! When the stage chose a `linear_packed` variant other than `naive`, every dequantized
 //! matrix is stored in that op's panels of 16 rows, transposed (see
@@ -31,7 +38,7 @@ use memmap2::{Mmap, MmapMut};
 
 use gllm_kernels::ops::linear::LinearFn;
 use gllm_kernels::ops::linear_packed::{self, PANEL};
-use gllm_kernels::quant::{self, q4_1x8, DequantFn, QMatmulFn, QuantType};
+use gllm_kernels::quant::{self, q4_1x8, q8_0x16, DequantFn, QMatmulFn, QuantType};
 use gllm_kernels::stage::ResolvedStage;
 
 use super::error::ModelError;
@@ -135,6 +142,9 @@ pub enum MatrixData {
     /// Q4_1 blocks interleaved by 8 rows at load ([`q4_1x8`]), multiplied by the stage's
     /// `qmatvec_q4_1x8` variant against Q8_1 activations.
     Q4_1x8 { bytes: ArenaBytes, qmatmul: QMatmulFn },
+    /// Q8_0 blocks interleaved by 16 rows at load ([`q8_0x16`]), multiplied by the stage's
+    /// `qmatvec_q8_0x16` variant against Q8_0 activations.
+    Q8_0x16 { bytes: ArenaBytes, qmatmul: QMatmulFn },
 }
 
 /// One weight matrix `W: [rows, cols]` (ggml dims `[cols, rows]`): `y = x·Wᵀ`.
@@ -156,7 +166,10 @@ pub struct Matrix {
 impl Matrix {
     /// Whether the matrix is multiplied on its blocks.
     pub fn is_quantized(&self) -> bool {
-        matches!(self.data, MatrixData::Blocks { .. } | MatrixData::Q4_1x8 { .. })
+        matches!(
+            self.data,
+            MatrixData::Blocks { .. } | MatrixData::Q4_1x8 { .. } | MatrixData::Q8_0x16 { .. }
+        )
     }
 
     /// The activation format the matrix multiplies against (`None` for f32 matrices).
@@ -165,6 +178,7 @@ impl Matrix {
             MatrixData::F32(_) | MatrixData::F32Packed(..) => None,
             MatrixData::Blocks { act, .. } => Some(*act),
             MatrixData::Q4_1x8 { .. } => Some(QuantType::Q8_1),
+            MatrixData::Q8_0x16 { .. } => Some(QuantType::Q8_0),
         }
     }
 
@@ -181,6 +195,17 @@ impl Matrix {
                 let mut row = vec![0u8; self.row_bytes];
                 q4_1x8::row(bytes, self.cols, r, &mut row);
                 (self.dequant)(&row, out)
+            }
+            MatrixData::Q8_0x16 { bytes, .. } => {
+                // the embedding lookup of every token: 8 blocks at a time through the stack,
+                // so a decode step allocates nothing
+                const CHUNK: usize = 8;
+                let mut blocks = [0u8; CHUNK * 34];
+                for (c, values) in out.chunks_mut(CHUNK * 32).enumerate() {
+                    let piece = &mut blocks[..values.len() / 32 * 34];
+                    q8_0x16::row_blocks(bytes, self.cols, r, c * CHUNK, piece);
+                    (self.dequant)(piece, values)
+                }
             }
         }
     }
@@ -281,6 +306,8 @@ enum Storage {
     Blocks(QMatmulFn),
     /// Q4_1 interleaved by 8 rows into the arena.
     Q4_1x8(QMatmulFn),
+    /// Q8_0 interleaved by 16 rows into the arena.
+    Q8_0x16(QMatmulFn),
     /// Dequantized into the arena, packed for `linear_packed` when `Some`.
     F32(Option<LinearFn>),
 }
@@ -303,6 +330,13 @@ struct MatrixPlan {
 pub fn interleaved_qmatmul(stage: &ResolvedStage) -> Option<QMatmulFn> {
     let variant = stage.choices.get(quant::QMATVEC_Q4_1X8)?.name;
     q4_1x8::select(variant).filter(|_| variant != "naive")
+}
+
+/// The stage's `qmatvec_q8_0x16` function when it is worth interleaving for (not `naive`):
+/// then every Q8_0 matrix of whole 16-row panels is stored interleaved.
+pub fn interleaved_q8_0_qmatmul(stage: &ResolvedStage) -> Option<QMatmulFn> {
+    let variant = stage.choices.get(quant::QMATVEC_Q8_0X16)?.name;
+    q8_0x16::select(variant).filter(|_| variant != "naive")
 }
 
 fn plan_matrix(
@@ -328,9 +362,12 @@ fn plan_matrix(
     let packed = linear_packed::select(packed_variant).filter(|_| packed_variant != "naive");
     let x8 =
         interleaved_qmatmul(stage).filter(|_| t == QuantType::Q4_1 && q4_1x8::fits(rows, cols));
-    let storage = match (keep_blocks, x8, qmatmul_for(stage, t)) {
-        (true, Some(f), _) => Storage::Q4_1x8(f),
-        (true, None, Some(f)) => Storage::Blocks(f),
+    let x16 = interleaved_q8_0_qmatmul(stage)
+        .filter(|_| t == QuantType::Q8_0 && q8_0x16::fits(rows, cols));
+    let storage = match (keep_blocks, x8, x16, qmatmul_for(stage, t)) {
+        (true, Some(f), _, _) => Storage::Q4_1x8(f),
+        (true, None, Some(f), _) => Storage::Q8_0x16(f),
+        (true, None, None, Some(f)) => Storage::Blocks(f),
         _ => Storage::F32(packed),
     };
     Ok(MatrixPlan {
@@ -350,7 +387,7 @@ impl MatrixPlan {
     fn arena_bytes(&self) -> usize {
         match self.storage {
             Storage::Blocks(_) => 0,
-            Storage::Q4_1x8(_) => self.info.n_bytes as usize,
+            Storage::Q4_1x8(_) | Storage::Q8_0x16(_) => self.info.n_bytes as usize,
             Storage::F32(Some(_)) => 4 * linear_packed::packed_len(self.rows, self.cols),
             Storage::F32(None) => 4 * self.rows * self.cols,
         }
@@ -363,6 +400,7 @@ impl MatrixPlan {
         match self.storage {
             Storage::Blocks(_) => {}
             Storage::Q4_1x8(_) => q4_1x8::interleave(bytes, self.rows, cols, out),
+            Storage::Q8_0x16(_) => q8_0x16::interleave(bytes, self.rows, cols, out),
             Storage::F32(packed) => {
                 let values = as_f32s_mut(out, 0, out.len() / 4);
                 match packed {
@@ -383,6 +421,10 @@ impl MatrixPlan {
                 MatrixData::Blocks { info: self.info, qmatmul, act }
             }
             Storage::Q4_1x8(qmatmul) => MatrixData::Q4_1x8 {
+                bytes: ArenaBytes { arena, range: offset..offset + len },
+                qmatmul,
+            },
+            Storage::Q8_0x16(qmatmul) => MatrixData::Q8_0x16 {
                 bytes: ArenaBytes { arena, range: offset..offset + len },
                 qmatmul,
             },
@@ -447,7 +489,7 @@ impl Weights {
         let arena = WeightArena::build(arena_len, |bytes| {
             for p in &plans {
                 p.fill(f, &mut bytes[p.arena_offset..p.arena_offset + p.arena_bytes()]);
-                if let Storage::Q4_1x8(_) = p.storage {
+                if let Storage::Q4_1x8(_) | Storage::Q8_0x16(_) = p.storage {
                     // Read no more from the file: its pages leave the resident set (the page
                     // cache keeps them), one matrix at a time, so the peak holds one copy.
                     f.release_pages(&p.info);

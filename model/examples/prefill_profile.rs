@@ -1,9 +1,13 @@
-//! Where a prefill's time goes: the whole prefill of N tokens timed through the model, then
-//! its parts timed one by one through the same code paths and thread pool (`project` for the
-//! matmuls of every layer, `attend` for attention (llama.cpp's over an f16 cache on stages
-//! that run its arithmetic, as the model does), the logits of the last token); "the rest"
-//! (norms, RoPE, SiLU, residual adds, KV-cache copies, embedding lookups) is the difference.
-//! Every figure is the best of REPS runs (the least disturbed on a shared machine).
+//! Where a prefill's time goes: the whole prefill of N tokens timed through the model; then
+//! the same prefill with the model timing each of its parts in its own loop
+//! (`Model::time_parts`: embedding rows, norms, matmuls, RoPE, KV-cache writes, attention,
+//! SiLU·up, residual adds, logits); then the large parts again one by one through the same
+//! code paths and thread pool on random inputs (`project` for the matmuls of every layer by
+//! kind, quantizing activations apart, `attend` for attention (llama.cpp's over an f16 cache
+//! on stages that run its arithmetic, as the model does), the logits of the last token), whose
+//! "the rest" is the whole prefill less those. Every figure is the best of REPS runs (the least
+//! disturbed on a shared machine); in the model's table each part's best, so its sum can be
+//! a little below the whole.
 //!
 //! Usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total]]]]]
 //! (default 64 1 quantized 5; `total` prints the whole prefill only, for interleaved A/B runs)
@@ -17,6 +21,7 @@ use gllm_kernels::threads::ThreadPool;
 use gllm_model::llama::attention::attend;
 use gllm_model::llama::matmul::{project, Activations, PartBuffers};
 use gllm_model::llama::model::LLAMA_UBATCH;
+use gllm_model::llama::timing::{Part, PartTimes};
 use gllm_model::llama::weights::Matrix;
 use gllm_model::{Model, ModelOptions};
 
@@ -56,6 +61,33 @@ fn main() {
     if total_only {
         return;
     }
+
+    // the parts as the model times them in its own loop
+    let mut parts_best: Option<PartTimes> = None;
+    for _ in 0..reps {
+        model.reset();
+        model.time_parts(true);
+        model.prefill(&tokens).unwrap();
+        let t = model.part_times().expect("timing is on");
+        parts_best = Some(parts_best.map_or(t, |b| b.min(&t)));
+    }
+    model.time_parts(false);
+    let parts_best = parts_best.unwrap_or_default();
+    println!("inside the model (each part's best of {reps}):");
+    println!("{:<10} {:>10} {:>8}", "part", "ms", "% total");
+    for part in Part::ALL {
+        let ms = parts_best.get(part).as_secs_f64() * 1e3;
+        println!("{:<10} {ms:>10.2} {:>7.1}%", part.name(), 100.0 * ms / 1e3 / total);
+    }
+    let rest: f64 = Part::ALL
+        .iter()
+        .filter(|p| !matches!(p, Part::Matmul | Part::Attention | Part::Logits))
+        .map(|&p| parts_best.get(p).as_secs_f64())
+        .sum();
+    println!("{:<10} {:>10.2} {:>7.1}%", "the rest", rest * 1e3, 100.0 * rest / total);
+    let sum = parts_best.total().as_secs_f64();
+    println!("{:<10} {:>10.2} {:>7.1}%", "sum", sum * 1e3, 100.0 * sum / total);
+    println!("apart, on random inputs:");
 
     let cfg = model.config().clone();
     let (e, hd) = (cfg.n_embd, cfg.head_dim);

@@ -35,6 +35,7 @@ use gllm_kernels::threads::ThreadPool;
 use super::attention::attend;
 use super::error::ModelError;
 use super::matmul::{project, project_group_decode, Activations, PartBuffers, SharedMut};
+use super::timing::{Part, PartTimes, Stopwatch};
 use super::weights::{Matrix, Weights};
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
@@ -108,6 +109,8 @@ pub struct Model {
     attention: AttentionFn,
     /// Positions filled in the KV cache.
     pos: usize,
+    /// Time per part of the forward passes, when timing is on ([`Model::time_parts`]).
+    part_times: Option<PartTimes>,
 }
 
 impl Model {
@@ -189,6 +192,7 @@ impl Model {
             kv_f16: options.kv_f16 || ggml,
             attention: if ggml { ggml_ops::attention_ggml } else { kernels.attention },
             pos: 0,
+            part_times: None,
             stage: stage.clone(),
             config,
         })
@@ -236,6 +240,16 @@ impl Model {
     pub fn capacity(&self) -> usize {
         self.cache.capacity
     }
+    /// Starts timing every part of the forward passes from zero (`on`), or stops timing.
+    pub fn time_parts(&mut self, on: bool) {
+        self.part_times = on.then(PartTimes::default);
+    }
+
+    /// Time per part of the forward passes since [`Model::time_parts`] turned timing on.
+    pub fn part_times(&self) -> Option<PartTimes> {
+        self.part_times
+    }
+
     /// Empties the KV cache (the next forward starts at position 0).
     pub fn reset(&mut self) {
         self.pos = 0;
@@ -307,6 +321,7 @@ impl Model {
     fn logits(&mut self, row0: usize, m: usize, out_row0: usize) {
         let e = self.config.n_embd;
         let vocab = self.config.vocab_size;
+        let mut clock = Stopwatch::start(self.part_times.is_some());
         let s = &mut self.scratch;
         let k = &self.kernels;
         (k.rms_norm)(
@@ -328,6 +343,8 @@ impl Model {
             &mut s.logits[out_row0 * vocab..(out_row0 + m) * vocab],
             &mut s.parts,
         );
+        clock.lap(Part::Logits);
+        clock.finish(&mut self.part_times);
     }
 
     /// Every layer over `tokens` (at positions `pos ..`), leaving the residual stream in
@@ -344,9 +361,11 @@ impl Model {
         let w = &self.weights;
         let file = &*w.file;
         let pool = &self.pool;
+        let mut clock = Stopwatch::start(self.part_times.is_some());
         for (t, &id) in tokens.iter().enumerate() {
             w.token_embd.row_into(file, id as usize, &mut s.x[t * e..(t + 1) * e]);
         }
+        clock.lap(Part::Embed);
         let rope_shape = RopeShape {
             n_heads: cfg.n_heads,
             n_kv_heads: cfg.n_kv_heads,
@@ -367,6 +386,7 @@ impl Model {
         for (l, lw) in w.layers.iter().enumerate() {
             // Attention block.
             (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.attn_norm, eps);
+            clock.lap(Part::Norm);
             s.acts.reset();
             let h = &s.h[..m * e];
             let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
@@ -389,7 +409,9 @@ impl Model {
                 proj(&lw.wk, &mut s.k[..m * kvd], &mut s.acts);
                 proj(&lw.wv, &mut s.v[..m * kvd], &mut s.acts);
             }
+            clock.lap(Part::Matmul);
             (k.rope)(&mut s.q[..m * qd], &mut s.k[..m * kvd], rope_shape, &self.rope);
+            clock.lap(Part::Rope);
             let kc = &mut self.cache.k[l * layer_len..(l + 1) * layer_len];
             let vc = &mut self.cache.v[l * layer_len..(l + 1) * layer_len];
             for t in 0..m {
@@ -404,7 +426,9 @@ impl Model {
                     }
                 }
             }
+            clock.lap(Part::KvCache);
             attend(pool, attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
+            clock.lap(Part::Attention);
             s.acts.reset();
             project(
                 pool,
@@ -417,10 +441,13 @@ impl Model {
                 &mut s.proj[..m * e],
                 &mut s.parts,
             );
+            clock.lap(Part::Matmul);
             (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+            clock.lap(Part::Add);
 
             // Feed-forward block.
             (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.ffn_norm, eps);
+            clock.lap(Part::Norm);
             s.acts.reset();
             let h = &s.h[..m * e];
             let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
@@ -450,7 +477,9 @@ impl Model {
             } else {
                 proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
                 proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
+                clock.lap(Part::Matmul);
                 (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
+                clock.lap(Part::SiluMul);
             }
             s.acts.reset();
             project(
@@ -464,8 +493,11 @@ impl Model {
                 &mut s.proj[..m * e],
                 &mut s.parts,
             );
+            clock.lap(Part::Matmul);
             (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+            clock.lap(Part::Add);
         }
+        clock.finish(&mut self.part_times);
     }
 }
 

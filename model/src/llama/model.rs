@@ -25,10 +25,10 @@ use std::sync::Arc;
 
 use gllm_kernels::ops::attention::{AttentionFn, AttentionShape};
 use gllm_kernels::ops::ggml as ggml_ops;
+use gllm_kernels::ops::ggml_simd::copy_round_f16;
 use gllm_kernels::ops::ggml_tiled::{self, TILED_MIN_QUERIES};
 use gllm_kernels::ops::rope::{RopePairing, RopeShape, RopeTable};
 use gllm_kernels::ops::KernelSet;
-use gllm_kernels::quant::f16;
 use gllm_kernels::stage::{self, ResolvedStage};
 use gllm_kernels::threads::ThreadPool;
 
@@ -418,11 +418,12 @@ impl Model {
                 for g in 0..cfg.n_kv_heads {
                     let src = t * kvd + g * hd;
                     let dst = (g * cap + pos0 + t) * hd;
-                    kc[dst..dst + hd].copy_from_slice(&s.k[src..src + hd]);
-                    vc[dst..dst + hd].copy_from_slice(&s.v[src..src + hd]);
                     if self.kv_f16 {
-                        round_to_f16(&mut kc[dst..dst + hd]);
-                        round_to_f16(&mut vc[dst..dst + hd]);
+                        copy_round_f16(&mut kc[dst..dst + hd], &s.k[src..src + hd]);
+                        copy_round_f16(&mut vc[dst..dst + hd], &s.v[src..src + hd]);
+                    } else {
+                        kc[dst..dst + hd].copy_from_slice(&s.k[src..src + hd]);
+                        vc[dst..dst + hd].copy_from_slice(&s.v[src..src + hd]);
                     }
                 }
             }
@@ -498,12 +499,5 @@ impl Model {
             clock.lap(Part::Add);
         }
         clock.finish(&mut self.part_times);
-    }
-}
-
-/// Rounds every value to the nearest f16 (round to nearest even), kept as f32.
-fn round_to_f16(x: &mut [f32]) {
-    for v in x {
-        *v = f16::f16_to_f32(f16::f32_to_f16(*v));
     }
 }

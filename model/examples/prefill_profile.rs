@@ -9,8 +9,9 @@
 //! disturbed on a shared machine); in the model's table each part's best, so its sum can be
 //! a little below the whole.
 //!
-//! Usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total]]]]]
-//! (default 64 1 quantized 5; `total` prints the whole prefill only, for interleaved A/B runs)
+//! Usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total|parts]]]]]
+//! (default 64 1 quantized 5; `total` prints the whole prefill only, `parts` also the model's
+//! table, for interleaved A/B runs)
 use std::time::Instant;
 
 use gllm_kernels::ops::attention::AttentionShape;
@@ -38,14 +39,14 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args
-        .next()
-        .expect("usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total]]]]]");
+    let path = args.next().expect(
+        "usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total|parts]]]]]",
+    );
     let n: usize = args.next().map_or(64, |s| s.parse().expect("TOKENS"));
     let threads: usize = args.next().map_or(1, |s| s.parse().expect("THREADS"));
     let stage = args.next().unwrap_or_else(|| "quantized".into());
     let reps: usize = args.next().map_or(5, |s| s.parse().expect("REPS"));
-    let total_only = args.next().is_some_and(|s| s == "total");
+    let mode = args.next().unwrap_or_default();
     let options = ModelOptions { threads, max_positions: Some(n.max(2)), ..Default::default() };
     let mut model = Model::load(&path, &stage, &options).unwrap();
     let tokens: Vec<u32> = (0..n as u32).map(|i| 100 + (i * 37) % 5000).collect();
@@ -58,7 +59,7 @@ fn main() {
         total * 1e3,
         n as f64 / total
     );
-    if total_only {
+    if mode == "total" {
         return;
     }
 
@@ -87,6 +88,9 @@ fn main() {
     println!("{:<10} {:>10.2} {:>7.1}%", "the rest", rest * 1e3, 100.0 * rest / total);
     let sum = parts_best.total().as_secs_f64();
     println!("{:<10} {:>10.2} {:>7.1}%", "sum", sum * 1e3, 100.0 * sum / total);
+    if mode == "parts" {
+        return;
+    }
     println!("apart, on random inputs:");
 
     let cfg = model.config().clone();

@@ -17,15 +17,15 @@
 //! buffers are allocated at load, so the decode loop allocates nothing. Matmuls split their
 //! weight rows across the model's persistent [`ThreadPool`], prefill attention splits its
 //! query tokens and decode attention its heads (above a minimum size), and decode runs each
-//! part's SiLU·up inside the gate/up region; the other small ops (norms, RoPE, residual adds)
-//! run on the calling thread.
+//! part's SiLU·up inside the gate/up region; the row-wise ops of a prefill batch (norms,
+//! RoPE, KV-cache writes, SiLU·up, residual adds) split its tokens ([`super::rows`]), and
+//! decode runs them on the calling thread.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use gllm_kernels::ops::attention::{AttentionFn, AttentionShape};
 use gllm_kernels::ops::ggml as ggml_ops;
-use gllm_kernels::ops::ggml_simd::copy_round_f16;
 use gllm_kernels::ops::ggml_tiled::{self, TILED_MIN_QUERIES};
 use gllm_kernels::ops::rope::{RopePairing, RopeShape, RopeTable};
 use gllm_kernels::ops::KernelSet;
@@ -35,6 +35,7 @@ use gllm_kernels::threads::ThreadPool;
 use super::attention::attend;
 use super::error::ModelError;
 use super::matmul::{project, project_group_decode, Activations, PartBuffers, SharedMut};
+use super::rows::{self, KvLayout};
 use super::timing::{Part, PartTimes, Stopwatch};
 use super::weights::{Matrix, Weights};
 use crate::config::LlamaConfig;
@@ -381,11 +382,16 @@ impl Model {
             n_kv_heads: cfg.n_kv_heads,
             head_dim: hd,
         };
-        let cap = self.cache.capacity;
+        let kv_layout = KvLayout {
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+            capacity: self.cache.capacity,
+            pos0,
+        };
         let layer_len = self.cache.layer_len;
         for (l, lw) in w.layers.iter().enumerate() {
             // Attention block.
-            (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.attn_norm, eps);
+            rows::rms_norm(pool, k.rms_norm, &mut s.h[..m * e], &s.x[..m * e], &lw.attn_norm, eps);
             clock.lap(Part::Norm);
             s.acts.reset();
             let h = &s.h[..m * e];
@@ -410,23 +416,19 @@ impl Model {
                 proj(&lw.wv, &mut s.v[..m * kvd], &mut s.acts);
             }
             clock.lap(Part::Matmul);
-            (k.rope)(&mut s.q[..m * qd], &mut s.k[..m * kvd], rope_shape, &self.rope);
+            rows::rope(
+                pool,
+                k.rope,
+                &mut s.q[..m * qd],
+                &mut s.k[..m * kvd],
+                rope_shape,
+                &self.rope,
+            );
             clock.lap(Part::Rope);
             let kc = &mut self.cache.k[l * layer_len..(l + 1) * layer_len];
             let vc = &mut self.cache.v[l * layer_len..(l + 1) * layer_len];
-            for t in 0..m {
-                for g in 0..cfg.n_kv_heads {
-                    let src = t * kvd + g * hd;
-                    let dst = (g * cap + pos0 + t) * hd;
-                    if self.kv_f16 {
-                        copy_round_f16(&mut kc[dst..dst + hd], &s.k[src..src + hd]);
-                        copy_round_f16(&mut vc[dst..dst + hd], &s.v[src..src + hd]);
-                    } else {
-                        kc[dst..dst + hd].copy_from_slice(&s.k[src..src + hd]);
-                        vc[dst..dst + hd].copy_from_slice(&s.v[src..src + hd]);
-                    }
-                }
-            }
+            let (sk, sv) = (&s.k[..m * kvd], &s.v[..m * kvd]);
+            rows::write_kv(pool, kc, vc, sk, sv, kv_layout, self.kv_f16);
             clock.lap(Part::KvCache);
             attend(pool, attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
             clock.lap(Part::Attention);
@@ -443,11 +445,11 @@ impl Model {
                 &mut s.parts,
             );
             clock.lap(Part::Matmul);
-            (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+            rows::add(pool, k.add, &mut s.x[..m * e], &s.proj[..m * e], e);
             clock.lap(Part::Add);
 
             // Feed-forward block.
-            (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.ffn_norm, eps);
+            rows::rms_norm(pool, k.rms_norm, &mut s.h[..m * e], &s.x[..m * e], &lw.ffn_norm, eps);
             clock.lap(Part::Norm);
             s.acts.reset();
             let h = &s.h[..m * e];
@@ -479,7 +481,8 @@ impl Model {
                 proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
                 proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
                 clock.lap(Part::Matmul);
-                (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
+                let (gate, up) = (&s.gate[..m * ff], &s.up[..m * ff]);
+                rows::silu_mul(pool, k.silu_mul, &mut s.ffn[..m * ff], gate, up, ff);
                 clock.lap(Part::SiluMul);
             }
             s.acts.reset();
@@ -495,7 +498,7 @@ impl Model {
                 &mut s.parts,
             );
             clock.lap(Part::Matmul);
-            (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+            rows::add(pool, k.add, &mut s.x[..m * e], &s.proj[..m * e], e);
             clock.lap(Part::Add);
         }
         clock.finish(&mut self.part_times);

@@ -4,7 +4,8 @@
 
 use gllm_kernels::ops::attention::{attention_naive, AttentionShape};
 use gllm_kernels::ops::ggml_tiled::{
-    attention_ggml_tiled, attention_ggml_tiled_scalar, v_expf_avx2_build, GgmlBuild,
+    attention_ggml_tiled, attention_ggml_tiled_avx2, attention_ggml_tiled_scalar,
+    v_expf_avx2_build, GgmlBuild,
 };
 use gllm_kernels::quant::f16;
 use gllm_kernels::registry::rng;
@@ -142,6 +143,14 @@ fn vector_form_gives_the_scalar_bits_and_is_attention() {
         attention_naive(&mut exact, &q, &k, &v, s);
         if let Some(d) = first_difference(&fast, &spec) {
             panic!("{s:?}: vector form differs from the scalar at {d}");
+        }
+        // the AVX2 path too, where the CPU would take the AVX-512 VL one
+        if gllm_kernels::cpu::detected().has_avx2_fma() {
+            let mut avx2 = vec![f32::NAN; q.len()];
+            attention_ggml_tiled_avx2(&mut avx2, &q, &k, &v, s);
+            if let Some(d) = first_difference(&avx2, &spec) {
+                panic!("{s:?}: AVX2 path differs from the scalar at {d}");
+            }
         }
         let worst = spec.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         // f32 throughout: a few ulps of the largest |v| (2)

@@ -1,12 +1,19 @@
-//! Where a prefill's time goes: the whole prefill of N tokens timed through the model, then
-//! its parts timed one by one through the same code paths and thread pool (`project` for the
-//! matmuls of every layer, `attend` for attention (llama.cpp's over an f16 cache on stages
-//! that run its arithmetic, as the model does), the logits of the last token); "the rest"
-//! (norms, RoPE, SiLU, residual adds, KV-cache copies, embedding lookups) is the difference.
-//! Every figure is the best of REPS runs (the least disturbed on a shared machine).
+//! Where a prefill's time goes: the whole prefill of N tokens timed through the model; then
+//! the same prefill with the model timing each of its parts in its own loop
+//! (`Model::time_parts`: embedding rows, norms, matmuls, RoPE, KV-cache writes, attention,
+//! SiLU·up, residual adds, logits); then the large parts again one by one through the same
+//! code paths and thread pool on random inputs (`project` for the matmuls of every layer by
+//! kind, quantizing activations apart, `attend` for attention (llama.cpp's over an f16 cache
+//! on stages that run its arithmetic, as the model does), the logits of the last token), whose
+//! "remainder" is the whole prefill less those: the other parts plus whatever the parts take
+//! more or less in the model than on random inputs (at 512 tokens it read ~150 ms where the
+//! model's own timing finds ~50). Every figure is the best of REPS runs (the least
+//! disturbed on a shared machine); in the model's table each part's best, so its sum can be
+//! a little below the whole.
 //!
-//! Usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total]]]]]
-//! (default 64 1 quantized 5; `total` prints the whole prefill only, for interleaved A/B runs)
+//! Usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total|parts]]]]]
+//! (default 64 1 quantized 5; `total` prints the whole prefill only, `parts` also the model's
+//! table, for interleaved A/B runs)
 use std::time::Instant;
 
 use gllm_kernels::ops::attention::AttentionShape;
@@ -17,6 +24,7 @@ use gllm_kernels::threads::ThreadPool;
 use gllm_model::llama::attention::attend;
 use gllm_model::llama::matmul::{project, Activations, PartBuffers};
 use gllm_model::llama::model::LLAMA_UBATCH;
+use gllm_model::llama::timing::{Part, PartTimes};
 use gllm_model::llama::weights::Matrix;
 use gllm_model::{Model, ModelOptions};
 
@@ -33,14 +41,14 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args
-        .next()
-        .expect("usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total]]]]]");
+    let path = args.next().expect(
+        "usage: prefill_profile MODEL.gguf [TOKENS [THREADS [STAGE [REPS [total|parts]]]]]",
+    );
     let n: usize = args.next().map_or(64, |s| s.parse().expect("TOKENS"));
     let threads: usize = args.next().map_or(1, |s| s.parse().expect("THREADS"));
     let stage = args.next().unwrap_or_else(|| "quantized".into());
     let reps: usize = args.next().map_or(5, |s| s.parse().expect("REPS"));
-    let total_only = args.next().is_some_and(|s| s == "total");
+    let mode = args.next().unwrap_or_default();
     let options = ModelOptions { threads, max_positions: Some(n.max(2)), ..Default::default() };
     let mut model = Model::load(&path, &stage, &options).unwrap();
     let tokens: Vec<u32> = (0..n as u32).map(|i| 100 + (i * 37) % 5000).collect();
@@ -53,9 +61,39 @@ fn main() {
         total * 1e3,
         n as f64 / total
     );
-    if total_only {
+    if mode == "total" {
         return;
     }
+
+    // the parts as the model times them in its own loop
+    let mut parts_best: Option<PartTimes> = None;
+    for _ in 0..reps {
+        model.reset();
+        model.time_parts(true);
+        model.prefill(&tokens).unwrap();
+        let t = model.part_times().expect("timing is on");
+        parts_best = Some(parts_best.map_or(t, |b| b.min(&t)));
+    }
+    model.time_parts(false);
+    let parts_best = parts_best.unwrap_or_default();
+    println!("inside the model (each part's best of {reps}):");
+    println!("{:<10} {:>10} {:>8}", "part", "ms", "% total");
+    for part in Part::ALL {
+        let ms = parts_best.get(part).as_secs_f64() * 1e3;
+        println!("{:<10} {ms:>10.2} {:>7.1}%", part.name(), 100.0 * ms / 1e3 / total);
+    }
+    let rest: f64 = Part::ALL
+        .iter()
+        .filter(|p| !matches!(p, Part::Matmul | Part::Attention | Part::Logits))
+        .map(|&p| parts_best.get(p).as_secs_f64())
+        .sum();
+    println!("{:<10} {:>10.2} {:>7.1}%", "the rest", rest * 1e3, 100.0 * rest / total);
+    let sum = parts_best.total().as_secs_f64();
+    println!("{:<10} {:>10.2} {:>7.1}%", "sum", sum * 1e3, 100.0 * sum / total);
+    if mode == "parts" {
+        return;
+    }
+    println!("apart, on random inputs:");
 
     let cfg = model.config().clone();
     let (e, hd) = (cfg.n_embd, cfg.head_dim);
@@ -193,5 +231,5 @@ fn main() {
         project(&pool, kernels.linear, file, out, &x_e[..e], &mut acts, 1, &mut logits, &mut parts);
     });
     line("logits", logit_s, 2.0 * (out.rows * out.cols) as f64);
-    line("the rest", total - matmul_total - attention - logit_s, 0.0);
+    line("remainder", total - matmul_total - attention - logit_s, 0.0);
 }

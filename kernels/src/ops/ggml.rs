@@ -197,6 +197,7 @@ pub fn silu_mul_ggml_avx512(y: &mut [f32], gate: &[f32], up: &[f32]) {
 /// through the scalar form.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 pub(crate) unsafe fn v_expf_avx2(x: __m256) -> __m256 {
     let shift = _mm256_set1_ps(EXP_SHIFT);
     let z = _mm256_fmadd_ps(x, _mm256_set1_ps(LOG2_E), shift);

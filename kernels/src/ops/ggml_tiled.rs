@@ -197,16 +197,47 @@ pub fn attention_ggml_tiled_scalar(
 
 /// ggml's tiled flash attention ([`GgmlBuild::Avx512`] arithmetic) over an f16-valued KV
 /// cache; same layout and shapes as [`super::attention::attention_naive`]. Vectorized with
-/// AVX2/FMA when the CPU has them and `head_dim` is a multiple of 32, else
-/// [`attention_ggml_tiled_scalar`]; both give the same bits.
+/// AVX2/FMA when the CPU has them and `head_dim` is a multiple of 32 (with AVX-512 F/VL, its
+/// 32 vector registers hold twice the rows per pass), else [`attention_ggml_tiled_scalar`];
+/// all give the same bits.
 pub fn attention_ggml_tiled(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::detected().has_avx2_fma() && s.head_dim.is_multiple_of(32) && s.head_dim > 0 {
+        check_shape(out, q, k, v, s);
+        let cpu = crate::cpu::detected();
+        // SAFETY: AVX2 and FMA (and AVX-512 F/VL where taken) present; shapes checked;
+        // head_dim a multiple of 32.
+        return unsafe {
+            if cpu.avx512f && cpu.avx512vl {
+                avx2::attention_avx512vl(out, q, k, v, s)
+            } else {
+                avx2::attention(out, q, k, v, s)
+            }
+        };
+    }
+    attention_ggml_tiled_scalar(out, q, k, v, s, GgmlBuild::Avx512)
+}
+
+/// [`attention_ggml_tiled`] on its AVX2 path even where AVX-512 is present (to test and time
+/// one path against the other). Panics without AVX2/FMA or unless `head_dim` is a multiple
+/// of 32.
+pub fn attention_ggml_tiled_avx2(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttentionShape,
+) {
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::detected().has_avx2_fma() && s.head_dim.is_multiple_of(32) && s.head_dim > 0 {
         check_shape(out, q, k, v, s);
         // SAFETY: AVX2 and FMA present; shapes checked; head_dim a multiple of 32.
         return unsafe { avx2::attention(out, q, k, v, s) };
     }
-    attention_ggml_tiled_scalar(out, q, k, v, s, GgmlBuild::Avx512)
+    panic!(
+        "attention_ggml_tiled_avx2: needs AVX2/FMA and head_dim a multiple of 32 (got {})",
+        s.head_dim
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -236,6 +267,10 @@ mod avx2 {
     /// spill registers and measured slower; 4 rows × 2 vectors no faster).
     const ROWS: usize = 2;
 
+    /// Rows per pass with AVX-512 VL: 16 accumulators of 8 lanes in its 32 registers, which
+    /// read each K or V vector for four rows.
+    const ROWS_AVX512VL: usize = 4;
+
     /// A query row of a block: its position's visible key count, its q, output and state.
     struct Row {
         visible: usize,
@@ -246,6 +281,31 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn attention(
+        out: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        s: AttentionShape,
+    ) {
+        attention_rows::<ROWS>(out, q, k, v, s)
+    }
+
+    /// [`attention`] compiled with AVX-512 F/VL (the same 8-lane instructions, 32 registers),
+    /// [`ROWS_AVX512VL`] rows per pass.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    pub(super) unsafe fn attention_avx512vl(
+        out: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        s: AttentionShape,
+    ) {
+        attention_rows::<ROWS_AVX512VL>(out, q, k, v, s)
+    }
+
+    /// The body of [`attention`], `R` rows per pass of the row kernels.
+    #[inline(always)]
+    unsafe fn attention_rows<const R: usize>(
         out: &mut [f32],
         q: &[f32],
         k: &[f32],
@@ -292,18 +352,18 @@ mod avx2 {
                     let j0 = t * KV_TILE;
                     let n_of = |r: &Row| KV_TILE.min(r.visible.saturating_sub(j0));
                     let ktile = kt.as_ptr().add(t * d * KV_TILE);
-                    // scores into p, ROWS rows at a time (a row seeing no key of the tile
+                    // scores into p, R rows at a time (a row seeing no key of the tile
                     // is computed but not used)
                     let pp = p.as_mut_ptr();
-                    for r0 in (0..rows.len()).step_by(ROWS) {
-                        let group = &rows[r0..(r0 + ROWS).min(rows.len())];
+                    for r0 in (0..rows.len()).step_by(R) {
+                        let group = &rows[r0..(r0 + R).min(rows.len())];
                         let keys = group.iter().map(n_of).max().unwrap_or(0);
                         for c0 in (0..keys).step_by(PASS) {
                             let kt = ktile.add(c0);
                             let out = |r: usize| pp.add(r * KV_TILE + c0);
-                            if group.len() == ROWS {
+                            if group.len() == R {
                                 let qs = std::array::from_fn(|i| group[i].q);
-                                scores::<ROWS, VECS>(
+                                scores::<R, VECS>(
                                     qs,
                                     kt,
                                     d,
@@ -329,13 +389,13 @@ mod avx2 {
                             );
                         }
                     }
-                    // accumulators, ROWS rows at a time over the keys they all see, then each
+                    // accumulators, R rows at a time over the keys they all see, then each
                     // row alone over the rest of its keys
                     let vtile = vg.as_ptr().add(j0 * d);
                     let (pp, accp) = (p.as_ptr(), acc.as_mut_ptr());
-                    for r0 in (0..rows.len()).step_by(ROWS) {
-                        let group = &rows[r0..(r0 + ROWS).min(rows.len())];
-                        let both = if group.len() == ROWS {
+                    for r0 in (0..rows.len()).step_by(R) {
+                        let group = &rows[r0..(r0 + R).min(rows.len())];
+                        let both = if group.len() == R {
                             group.iter().map(n_of).min().unwrap_or(0)
                         } else {
                             0
@@ -347,7 +407,7 @@ mod avx2 {
                             if both > 0 {
                                 let (ps, accs) =
                                     (std::array::from_fn(ps), std::array::from_fn(accs));
-                                accumulate::<ROWS, VECS>(ps, v0, d, 0..both, accs);
+                                accumulate::<R, VECS>(ps, v0, d, 0..both, accs);
                             }
                             for (i, row) in group.iter().enumerate() {
                                 let n = n_of(row);

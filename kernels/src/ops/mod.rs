@@ -7,6 +7,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod fast_math;
 pub mod ggml;
+pub mod ggml_simd;
 pub mod ggml_tiled;
 pub mod kernel_set;
 pub mod layer_norm;

@@ -114,7 +114,7 @@ pub fn select(variant: &str) -> Option<RmsNormFn> {
     match variant {
         "naive" => Some(rms_norm_naive),
         "simd" => Some(rms_norm_simd),
-        "ggml" => Some(super::ggml::rms_norm_ggml),
+        "ggml" => Some(super::ggml_simd::rms_norm_ggml_simd),
         _ => None,
     }
 }
@@ -183,9 +183,10 @@ pub fn variants() -> Vec<Variant> {
         Variant {
             op: "rms_norm",
             name: "ggml",
-            summary: "llama.cpp's arithmetic: sequential f64 sum of f32 squares, (x·scale)·w",
+            summary: "llama.cpp's arithmetic: sequential f64 sum of f32 squares, (x·scale)·w \
+                      (8 rows in AVX2 lanes or scalar, same bits)",
             available: always,
-            run: |c| run(super::ggml::rms_norm_ggml, c),
+            run: |c| run(super::ggml_simd::rms_norm_ggml_simd, c),
         },
     ]
 }

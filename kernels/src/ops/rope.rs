@@ -255,7 +255,7 @@ pub fn select(variant: &str) -> Option<RopeFn> {
     match variant {
         "naive" => Some(rope_naive),
         "simd" => Some(rope_simd),
-        "ggml" => Some(super::ggml::rope_ggml),
+        "ggml" => Some(super::ggml_simd::rope_ggml_simd),
         _ => None,
     }
 }
@@ -376,9 +376,9 @@ pub fn variants() -> Vec<Variant> {
         Variant {
             op: "rope",
             name: "ggml",
-            summary: "llama.cpp's rotation: scalar fused multiply-adds (with RopeTable::ggml angles in the model)",
+            summary: "llama.cpp's rotation: fused multiply-adds, AVX2 vfmaddsub or scalar, same bits (with RopeTable::ggml angles in the model)",
             available: always,
-            run: |c| run(super::ggml::rope_ggml, c),
+            run: |c| run(super::ggml_simd::rope_ggml_simd, c),
         },
     ]
 }

@@ -5,6 +5,8 @@ pub mod attention;
 pub mod error;
 pub mod matmul;
 pub mod model;
+pub mod rows;
+pub mod timing;
 pub mod weights;
 
 pub use error::ModelError;

@@ -17,8 +17,9 @@
 //! buffers are allocated at load, so the decode loop allocates nothing. Matmuls split their
 //! weight rows across the model's persistent [`ThreadPool`], prefill attention splits its
 //! query tokens and decode attention its heads (above a minimum size), and decode runs each
-//! part's SiLU·up inside the gate/up region; the other small ops (norms, RoPE, residual adds)
-//! run on the calling thread.
+//! part's SiLU·up inside the gate/up region; the row-wise ops of a prefill batch (norms,
+//! RoPE, KV-cache writes, SiLU·up, residual adds) split its tokens ([`super::rows`]), and
+//! decode runs them on the calling thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,13 +29,14 @@ use gllm_kernels::ops::ggml as ggml_ops;
 use gllm_kernels::ops::ggml_tiled::{self, TILED_MIN_QUERIES};
 use gllm_kernels::ops::rope::{RopePairing, RopeShape, RopeTable};
 use gllm_kernels::ops::KernelSet;
-use gllm_kernels::quant::f16;
 use gllm_kernels::stage::{self, ResolvedStage};
 use gllm_kernels::threads::ThreadPool;
 
 use super::attention::attend;
 use super::error::ModelError;
 use super::matmul::{project, project_group_decode, Activations, PartBuffers, SharedMut};
+use super::rows::{self, KvLayout};
+use super::timing::{Part, PartTimes, Stopwatch};
 use super::weights::{Matrix, Weights};
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
@@ -108,6 +110,8 @@ pub struct Model {
     attention: AttentionFn,
     /// Positions filled in the KV cache.
     pos: usize,
+    /// Time per part of the forward passes, when timing is on ([`Model::time_parts`]).
+    part_times: Option<PartTimes>,
 }
 
 impl Model {
@@ -189,6 +193,7 @@ impl Model {
             kv_f16: options.kv_f16 || ggml,
             attention: if ggml { ggml_ops::attention_ggml } else { kernels.attention },
             pos: 0,
+            part_times: None,
             stage: stage.clone(),
             config,
         })
@@ -236,6 +241,16 @@ impl Model {
     pub fn capacity(&self) -> usize {
         self.cache.capacity
     }
+    /// Starts timing every part of the forward passes from zero (`on`), or stops timing.
+    pub fn time_parts(&mut self, on: bool) {
+        self.part_times = on.then(PartTimes::default);
+    }
+
+    /// Time per part of the forward passes since [`Model::time_parts`] turned timing on.
+    pub fn part_times(&self) -> Option<PartTimes> {
+        self.part_times
+    }
+
     /// Empties the KV cache (the next forward starts at position 0).
     pub fn reset(&mut self) {
         self.pos = 0;
@@ -307,6 +322,7 @@ impl Model {
     fn logits(&mut self, row0: usize, m: usize, out_row0: usize) {
         let e = self.config.n_embd;
         let vocab = self.config.vocab_size;
+        let mut clock = Stopwatch::start(self.part_times.is_some());
         let s = &mut self.scratch;
         let k = &self.kernels;
         (k.rms_norm)(
@@ -328,6 +344,8 @@ impl Model {
             &mut s.logits[out_row0 * vocab..(out_row0 + m) * vocab],
             &mut s.parts,
         );
+        clock.lap(Part::Logits);
+        clock.finish(&mut self.part_times);
     }
 
     /// Every layer over `tokens` (at positions `pos ..`), leaving the residual stream in
@@ -344,9 +362,11 @@ impl Model {
         let w = &self.weights;
         let file = &*w.file;
         let pool = &self.pool;
+        let mut clock = Stopwatch::start(self.part_times.is_some());
         for (t, &id) in tokens.iter().enumerate() {
             w.token_embd.row_into(file, id as usize, &mut s.x[t * e..(t + 1) * e]);
         }
+        clock.lap(Part::Embed);
         let rope_shape = RopeShape {
             n_heads: cfg.n_heads,
             n_kv_heads: cfg.n_kv_heads,
@@ -362,11 +382,17 @@ impl Model {
             n_kv_heads: cfg.n_kv_heads,
             head_dim: hd,
         };
-        let cap = self.cache.capacity;
+        let kv_layout = KvLayout {
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+            capacity: self.cache.capacity,
+            pos0,
+        };
         let layer_len = self.cache.layer_len;
         for (l, lw) in w.layers.iter().enumerate() {
             // Attention block.
-            (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.attn_norm, eps);
+            rows::rms_norm(pool, k.rms_norm, &mut s.h[..m * e], &s.x[..m * e], &lw.attn_norm, eps);
+            clock.lap(Part::Norm);
             s.acts.reset();
             let h = &s.h[..m * e];
             let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
@@ -389,22 +415,23 @@ impl Model {
                 proj(&lw.wk, &mut s.k[..m * kvd], &mut s.acts);
                 proj(&lw.wv, &mut s.v[..m * kvd], &mut s.acts);
             }
-            (k.rope)(&mut s.q[..m * qd], &mut s.k[..m * kvd], rope_shape, &self.rope);
+            clock.lap(Part::Matmul);
+            rows::rope(
+                pool,
+                k.rope,
+                &mut s.q[..m * qd],
+                &mut s.k[..m * kvd],
+                rope_shape,
+                &self.rope,
+            );
+            clock.lap(Part::Rope);
             let kc = &mut self.cache.k[l * layer_len..(l + 1) * layer_len];
             let vc = &mut self.cache.v[l * layer_len..(l + 1) * layer_len];
-            for t in 0..m {
-                for g in 0..cfg.n_kv_heads {
-                    let src = t * kvd + g * hd;
-                    let dst = (g * cap + pos0 + t) * hd;
-                    kc[dst..dst + hd].copy_from_slice(&s.k[src..src + hd]);
-                    vc[dst..dst + hd].copy_from_slice(&s.v[src..src + hd]);
-                    if self.kv_f16 {
-                        round_to_f16(&mut kc[dst..dst + hd]);
-                        round_to_f16(&mut vc[dst..dst + hd]);
-                    }
-                }
-            }
+            let (sk, sv) = (&s.k[..m * kvd], &s.v[..m * kvd]);
+            rows::write_kv(pool, kc, vc, sk, sv, kv_layout, self.kv_f16);
+            clock.lap(Part::KvCache);
             attend(pool, attention, &mut s.att[..m * qd], &s.q[..m * qd], kc, vc, att_shape);
+            clock.lap(Part::Attention);
             s.acts.reset();
             project(
                 pool,
@@ -417,10 +444,13 @@ impl Model {
                 &mut s.proj[..m * e],
                 &mut s.parts,
             );
-            (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+            clock.lap(Part::Matmul);
+            rows::add(pool, k.add, &mut s.x[..m * e], &s.proj[..m * e], e);
+            clock.lap(Part::Add);
 
             // Feed-forward block.
-            (k.rms_norm)(&mut s.h[..m * e], &s.x[..m * e], &lw.ffn_norm, eps);
+            rows::rms_norm(pool, k.rms_norm, &mut s.h[..m * e], &s.x[..m * e], &lw.ffn_norm, eps);
+            clock.lap(Part::Norm);
             s.acts.reset();
             let h = &s.h[..m * e];
             let mut proj = |mat: &Matrix, out: &mut [f32], acts: &mut Activations| {
@@ -450,7 +480,10 @@ impl Model {
             } else {
                 proj(&lw.gate, &mut s.gate[..m * ff], &mut s.acts);
                 proj(&lw.up, &mut s.up[..m * ff], &mut s.acts);
-                (k.silu_mul)(&mut s.ffn[..m * ff], &s.gate[..m * ff], &s.up[..m * ff]);
+                clock.lap(Part::Matmul);
+                let (gate, up) = (&s.gate[..m * ff], &s.up[..m * ff]);
+                rows::silu_mul(pool, k.silu_mul, &mut s.ffn[..m * ff], gate, up, ff);
+                clock.lap(Part::SiluMul);
             }
             s.acts.reset();
             project(
@@ -464,14 +497,10 @@ impl Model {
                 &mut s.proj[..m * e],
                 &mut s.parts,
             );
-            (k.add)(&mut s.x[..m * e], &s.proj[..m * e]);
+            clock.lap(Part::Matmul);
+            rows::add(pool, k.add, &mut s.x[..m * e], &s.proj[..m * e], e);
+            clock.lap(Part::Add);
         }
-    }
-}
-
-/// Rounds every value to the nearest f16 (round to nearest even), kept as f32.
-fn round_to_f16(x: &mut [f32]) {
-    for v in x {
-        *v = f16::f16_to_f32(f16::f32_to_f16(*v));
+        clock.finish(&mut self.part_times);
     }
 }

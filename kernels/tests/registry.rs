@@ -112,7 +112,7 @@ fn kernel_sets_follow_the_stages() {
     let quantized = set("quantized");
     let ggml_silu = if avx512 { "ggml_avx512" } else { "ggml" };
     assert_eq!(quantized.variant_of("silu_mul"), Some(ggml_silu));
-    let flash_attention = if fastest_linear == "avx2" { "tiled" } else { "flash" };
+    let flash_attention = if fastest_linear == "avx2" { "flash_avx2" } else { "flash" };
     assert_eq!(set("flash").variant_of("attention"), Some(flash_attention));
     // every f32 op of the registry is a field of the set
     for op in gllm_kernels::ops::op_infos() {

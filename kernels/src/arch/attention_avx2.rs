@@ -28,7 +28,7 @@ use crate::ops::fast_math::fast_exp_sat;
 
 /// Keys per tile: `KEY_TILE · head_dim · 4` bytes of K (or V), 16 KiB at head_dim 64, stay
 /// in L1 while every row of the block uses them.
-const KEY_TILE: usize = 64;
+pub(super) const KEY_TILE: usize = 64;
 
 /// Most query tokens per block: `MAX_POSITIONS · group` rows share each K and V tile.
 const MAX_POSITIONS: usize = 16;
@@ -39,8 +39,8 @@ const SCORE_BYTES: usize = 128 * 1024;
 
 /// Rows and vectors of keys per scores call: 12 accumulators, 2 K vectors and a broadcast
 /// fill the 16 registers.
-const T_ROWS: usize = 6;
-const T_VECS: usize = 2;
+pub(super) const T_ROWS: usize = 6;
+pub(super) const T_VECS: usize = 2;
 const _: () = assert!(KEY_TILE.is_multiple_of(8 * T_VECS), "a tile is a whole number of calls");
 
 /// Rows and vectors of dimensions per P·V call: 8 accumulators.
@@ -49,10 +49,37 @@ const VECS: usize = 4;
 
 /// A query row of a block: the keys it sees (`0..visible`), its q and output rows.
 #[derive(Clone, Copy)]
-struct Row {
-    visible: usize,
-    q: *const f32,
-    out: *mut f32,
+pub(super) struct Row {
+    pub(super) visible: usize,
+    pub(super) q: *const f32,
+    pub(super) out: *mut f32,
+}
+
+/// Sets `rows` to the block of KV head `g` and query tokens `tokens`: per token in order, the
+/// group's query heads (the last row sees the most keys).
+///
+/// # Safety
+/// `out, q` match `s` (`check_shape`), `g < s.n_kv_heads`, `tokens.end ≤ s.m`.
+pub(super) unsafe fn block_rows(
+    rows: &mut Vec<Row>,
+    q: &[f32],
+    out: &mut [f32],
+    s: AttentionShape,
+    g: usize,
+    tokens: std::ops::Range<usize>,
+) {
+    let group = s.n_heads / s.n_kv_heads;
+    rows.clear();
+    for p in tokens {
+        for h in g * group..(g + 1) * group {
+            let at = (p * s.n_heads + h) * s.head_dim;
+            rows.push(Row {
+                visible: s.kv_len - s.m + p + 1,
+                q: q.as_ptr().add(at),
+                out: out.as_mut_ptr().add(at),
+            });
+        }
+    }
 }
 
 /// # Safety
@@ -89,17 +116,7 @@ pub unsafe fn attention(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Att
         // SAFETY: g < n_kv_heads, so head g's first kv_len rows are inside v.
         let vg = v.as_ptr().add(g * capacity * d);
         for p0 in (0..m).step_by(positions) {
-            rows.clear();
-            for p in p0..m.min(p0 + positions) {
-                for h in g * group..(g + 1) * group {
-                    let at = (p * n_heads + h) * d;
-                    rows.push(Row {
-                        visible: kv_len - m + p + 1,
-                        q: q.as_ptr().add(at),
-                        out: out.as_mut_ptr().add(at),
-                    });
-                }
-            }
+            block_rows(&mut rows, q, out, s, g, p0..m.min(p0 + positions));
             let keys = if whole_head { Keys::Transposed(kt) } else { Keys::Rows(kg, kt) };
             block(&rows, keys, vg, d, scale, scores, inv);
         }
@@ -117,7 +134,7 @@ thread_local! {
 /// blocks in registers; the rest of the last tile zeros (scores of keys no row sees). `kt`
 /// holds whole tiles.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn transpose_keys(k: &[f32], d: usize, kt: &mut [f32]) {
+pub(super) unsafe fn transpose_keys(k: &[f32], d: usize, kt: &mut [f32]) {
     let n = k.len() / d;
     assert!(kt.len() >= n.next_multiple_of(KEY_TILE) * d, "transpose_keys: kt too short");
     let at = |j: usize, e: usize| (j / KEY_TILE * d + e) * KEY_TILE + j % KEY_TILE;
@@ -281,10 +298,12 @@ unsafe fn block(
             let p = |i: usize| sp.add((r0 + i) * stride) as *const f32;
             if pair.len() == PV_ROWS {
                 let outs = std::array::from_fn(|i| pair[i].out);
-                accumulate::<PV_ROWS>(std::array::from_fn(p), v, d, keys, outs, j0 == 0);
+                let start = [if j0 == 0 { Start::Zero } else { Start::Load }; PV_ROWS];
+                accumulate::<PV_ROWS>(std::array::from_fn(p), v, d, keys, outs, start);
             } else {
                 for (i, row) in pair.iter().enumerate() {
-                    accumulate::<1>([p(i)], v, d, keys.clone(), [row.out], j0 == 0);
+                    let start = if j0 == 0 { Start::Zero } else { Start::Load };
+                    accumulate::<1>([p(i)], v, d, keys.clone(), [row.out], [start]);
                 }
             }
         }
@@ -308,7 +327,7 @@ unsafe fn block(
 /// the first key, key stride 1, dimension stride [`KEY_TILE`]): lanes over keys, one
 /// broadcast of `q_r[e]` per dimension, `fma(q[e], k[e], ·)` from `e = 0` up from +0.
 #[inline(always)]
-unsafe fn scores<const R: usize>(
+pub(super) unsafe fn scores<const R: usize>(
     q: [*const f32; R],
     kt: *const f32,
     d: usize,
@@ -376,31 +395,45 @@ fn exp_row(p: &mut [f32]) -> f32 {
     sum as f32
 }
 
-/// `o_r[e] += Σ_{j ∈ keys} p_r[j] · V[j][e]` for every dimension `e`, `R` rows (`o_r = 0`
-/// first if `init`): 32 dimensions per pass in `R × 4` register accumulators over all the
-/// keys, then 8, then scalar.
+/// How [`accumulate`] starts a row's accumulator: from zero (its first keys), from the output
+/// row as it is, or from the output row scaled (flash attention's `e^(μ_old − μ_new)` when a
+/// row's running maximum rose).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Start {
+    Zero,
+    Load,
+    Scale(f32),
+}
+
+/// `o_r[e] = start_r(o_r[e]) + Σ_{j ∈ keys} p_r[j] · V[j][e]` for every dimension `e`, `R`
+/// rows, each element one FMA chain over the keys in order: 32 dimensions per pass in `R × 4`
+/// register accumulators over all the keys, then 8, then scalar.
 #[inline(always)]
-unsafe fn accumulate<const R: usize>(
+pub(super) unsafe fn accumulate<const R: usize>(
     p: [*const f32; R],
     v: *const f32,
     d: usize,
     keys: std::ops::Range<usize>,
     o: [*mut f32; R],
-    init: bool,
+    start: [Start; R],
 ) {
     let mut e = 0;
     while e + 8 * VECS <= d {
         let oe = o.map(|o| o.add(e));
-        accumulate_dims::<R, VECS>(p, v.add(e), d, keys.clone(), oe, init);
+        accumulate_dims::<R, VECS>(p, v.add(e), d, keys.clone(), oe, start);
         e += 8 * VECS;
     }
     while e + 8 <= d {
-        accumulate_dims::<R, 1>(p, v.add(e), d, keys.clone(), o.map(|o| o.add(e)), init);
+        accumulate_dims::<R, 1>(p, v.add(e), d, keys.clone(), o.map(|o| o.add(e)), start);
         e += 8;
     }
     for e in e..d {
         for r in 0..R {
-            let mut a = if init { 0.0 } else { *o[r].add(e) };
+            let mut a = match start[r] {
+                Start::Zero => 0.0,
+                Start::Load => *o[r].add(e),
+                Start::Scale(c) => *o[r].add(e) * c,
+            };
             for j in keys.clone() {
                 a = (*p[r].add(j)).mul_add(*v.add(j * d + e), a);
             }
@@ -409,7 +442,11 @@ unsafe fn accumulate<const R: usize>(
     }
 }
 
-/// [`accumulate`] over `8·V` dimensions (`v` and `o` at the first of them).
+/// [`accumulate`] over `8·V` dimensions (`v` and `o` at the first of them). Per key the `R`
+/// weights are broadcast first, then each V vector is loaded once for the `R` rows
+/// (`R·V + R + 1` registers: 16 at 3 rows × 4 vectors).
+// register blocks: `acc[r][c]` indexed by two constants the compiler unrolls
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn accumulate_dims<const R: usize, const V: usize>(
     p: [*const f32; R],
@@ -417,24 +454,22 @@ unsafe fn accumulate_dims<const R: usize, const V: usize>(
     d: usize,
     keys: std::ops::Range<usize>,
     o: [*mut f32; R],
-    init: bool,
+    start: [Start; R],
 ) {
     let mut acc: [[__m256; V]; R] = std::array::from_fn(|r| {
-        std::array::from_fn(|c| {
-            if init {
-                _mm256_setzero_ps()
-            } else {
-                _mm256_loadu_ps(o[r].add(8 * c))
-            }
+        std::array::from_fn(|c| match start[r] {
+            Start::Zero => _mm256_setzero_ps(),
+            Start::Load => _mm256_loadu_ps(o[r].add(8 * c)),
+            Start::Scale(x) => _mm256_mul_ps(_mm256_loadu_ps(o[r].add(8 * c)), _mm256_set1_ps(x)),
         })
     });
     for j in keys {
         let vj = v.add(j * d);
-        let x: [__m256; V] = std::array::from_fn(|c| _mm256_loadu_ps(vj.add(8 * c)));
-        for r in 0..R {
-            let w = _mm256_broadcast_ss(&*p[r].add(j));
-            for c in 0..V {
-                acc[r][c] = _mm256_fmadd_ps(w, x[c], acc[r][c]);
+        let w: [__m256; R] = std::array::from_fn(|r| _mm256_broadcast_ss(&*p[r].add(j)));
+        for c in 0..V {
+            let x = _mm256_loadu_ps(vj.add(8 * c));
+            for r in 0..R {
+                acc[r][c] = _mm256_fmadd_ps(w[r], x, acc[r][c]);
             }
         }
     }

@@ -13,6 +13,8 @@ pub mod activations_avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod attention_avx2;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod attention_flash_avx2;
+#[cfg(target_arch = "x86_64")]
 pub mod f32_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod f32_packed_avx2;

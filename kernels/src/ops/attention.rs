@@ -303,6 +303,26 @@ pub fn attention_simd(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Atten
     attention_naive(out, q, k, v, s)
 }
 
+/// Flash attention from the `simd` variant's micro-kernels (`arch/attention_flash_avx2.rs`):
+/// per block of query rows that share a KV head (up to 16 tokens × the group's heads) and per
+/// tile of 64 keys, the scores `S = Q·K_tileᵀ/√d` into an L1 buffer (K transposed, 6 rows × 16
+/// keys per register block; a decode scores K rows in place, 3 query heads × 4 keys), an
+/// online-softmax step per row (running max `μ` and sum `ℓ`; the accumulator is rescaled by
+/// `e^(μ_old − μ_new)` only when `μ` rises, as it is loaded), then `O ← c·O + P·V_tile`
+/// (3 rows × 32 dimensions per register block) while the tile is hot; `O/ℓ` at the end. K and
+/// V are read once per block (a decode streams them once for all the group's heads).
+/// A row's bits do not depend on the other queries of the call, nor on a split of a prefill
+/// into calls of two tokens or more. Without AVX2/FMA it runs [`attention_flash`].
+pub fn attention_flash_avx2(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) {
+    check_shape(out, q, k, v, s);
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::detected().has_avx2_fma() {
+        // SAFETY: AVX2 and FMA present; the slices match `s` (checked above).
+        return unsafe { crate::arch::attention_flash_avx2::attention(out, q, k, v, s) };
+    }
+    attention_flash(out, q, k, v, s)
+}
+
 /// A batch of queries (prefill) as ggml's tiled flash attention does it,
 /// [`attention_ggml_tiled`](super::ggml_tiled::attention_ggml_tiled): blocks of queries
 /// through 64-key tiles as small FMA GEMMs, K transposed once per call (AVX2/FMA; accurate to
@@ -323,6 +343,7 @@ pub fn select(variant: &str) -> Option<AttentionFn> {
         "simd" => Some(attention_simd),
         "flash" => Some(attention_flash),
         "tiled" => Some(attention_tiled),
+        "flash_avx2" => Some(attention_flash_avx2),
         _ => None,
     }
 }
@@ -474,6 +495,15 @@ pub fn variants() -> Vec<Variant> {
                 "query blocks × 64-key tiles as FMA GEMMs (ggml's tiled path); decode as flash",
             available: registry::needs_avx2,
             run: |c| run(attention_tiled, c),
+        },
+        Variant {
+            op: "attention",
+            name: "flash_avx2",
+            summary: "online softmax over 64-key tiles with the simd variant's register blocks \
+                      (6x16 scores on transposed K, 3x32 P·V; decode: dot products, K and V \
+                      streamed once), rescale only when the max rises",
+            available: registry::needs_avx2,
+            run: |c| run(attention_flash_avx2, c),
         },
     ]
 }

@@ -61,7 +61,9 @@ pub fn variants() -> Vec<Variant> {
 /// - `simd`: every f32 op's fastest variants (hand-written AVX-512 or AVX2 first, then
 ///   portable `wide`); attention is the naive algorithm vectorized (scores materialized,
 ///   softmax, `P·V`), so the step to `flash` measures the flash algorithm itself;
-/// - `flash`: attention by online softmax over KV tiles;
+/// - `flash`: attention by online softmax over KV tiles (with AVX2/FMA `flash_avx2`, the
+///   `simd` variant's register blocks around the online softmax, so the step measures the
+///   algorithm, not other micro-kernels);
 /// - `quantized`: rms_norm, silu_mul and rope with llama.cpp's arithmetic ([`ggml`]; silu_mul
 ///   in ggml's AVX-512 form where the CPU has it, the same bits).
 pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str])> {
@@ -85,7 +87,7 @@ pub fn stage_overrides(stage: &str) -> Vec<(&'static str, &'static [&'static str
             ("softmax", SIMD),
             ("attention", &["simd", "naive"]),
         ],
-        "flash" => vec![("attention", &["tiled", "flash"])],
+        "flash" => vec![("attention", &["flash_avx2", "flash"])],
         // llama.cpp's arithmetic for the ops around the quantized matmuls (see `ggml`): with
         // Q8 activations only bit-identical arithmetic gives llama.cpp's logits
         "quantized" => {

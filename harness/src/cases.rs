@@ -180,6 +180,15 @@ impl CaseSpec {
         }
     }
 
+    /// Whether the case's FLOP are int8 dot products (a quantized matmul or block dot
+    /// product, its limit the int8 peak); end-to-end cases say it per stage instead.
+    pub fn integer_arithmetic(&self) -> bool {
+        match self {
+            CaseSpec::Op(c) => ["qmatvec_", "vec_dot_"].iter().any(|p| c.op.name.starts_with(p)),
+            CaseSpec::EndToEnd(_) => false,
+        }
+    }
+
     pub fn cache(&self) -> Cache {
         match self {
             CaseSpec::Op(c) => c.cache,

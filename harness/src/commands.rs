@@ -692,6 +692,9 @@ pub fn machine(ctx: &Context, json: bool, remeasure: bool) -> Outcome {
     println!("compiled     {}", fingerprint.compiled_features.join(" "));
     println!("detected     {}", fingerprint.detected_features.join(" "));
     println!("FMA peak     {:.1} GFLOP/s, 1 core ({})", peaks.fma_gflops, peaks.fma_kernel);
+    if let (Some(g), Some(k)) = (peaks.int8_gops, &peaks.int8_kernel) {
+        println!("int8 dots    {g:.1} GOP/s, 1 core ({k})");
+    }
     for b in &peaks.bandwidth {
         println!(
             "{:<5} {:>7} KiB  read {:6.1} GB/s  y+=x {:6.1} GB/s",

@@ -530,6 +530,8 @@ pub fn execute(
                     bytes,
                     working_set,
                     false,
+                    // the weight matmuls (all of `flops`) of a quantized stage are int8 dots
+                    s.quantized_weights,
                     &smp,
                     peaks,
                     stats::seed_for(&id),

@@ -124,6 +124,15 @@ pub struct Peaks {
     pub fma_gflops: f64,
     /// Which kernel measured the peak (`avx2-fma` or `scalar`).
     pub fma_kernel: String,
+    /// Integer dot-product peak of one core, G int8 operations/s (a u8×i8 multiply and its
+    /// add count 2, as a FLOP pair does): the ceiling of the quantized matmuls, whose work is
+    /// counted in the same multiply-adds. Absent in files written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_gops: Option<f64>,
+    /// Which kernel measured it (`avx512-vnni`: `vpdpbusd` on 512 bits; `avx2`:
+    /// `vpmaddubsw` + `vpmaddwd` + `vpaddd`, ggml's AVX2 sequence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_kernel: Option<String>,
     /// Read bandwidth per level, smallest first: L1, L2, L3, DRAM.
     pub bandwidth: Vec<Bandwidth>,
 }
@@ -158,7 +167,22 @@ impl Peaks {
                 }
             })
             .collect();
-        Peaks { fma_gflops: self.fma_gflops * t, bandwidth, ..self.clone() }
+        Peaks {
+            fma_gflops: self.fma_gflops * t,
+            int8_gops: self.int8_gops.map(|g| g * t),
+            bandwidth,
+            ..self.clone()
+        }
+    }
+
+    /// The compute ceiling of `integer` (int8 dot products) or f32 work, GFLOP/s or G int8
+    /// operations/s, and its name for limit notes. Integer work on peaks without an int8
+    /// figure falls back to the f32 FMA peak.
+    pub fn compute_peak(&self, integer: bool) -> (f64, String) {
+        match self.int8_gops {
+            Some(g) if integer => (g, format!("int8 dot peak {g:.0} GOP/s")),
+            _ => (self.fma_gflops, format!("FMA peak {:.1} GFLOP/s", self.fma_gflops)),
+        }
     }
 
     /// The bandwidth ceiling (GB/s) of the smallest level holding `bytes`. Each level was
@@ -219,6 +243,50 @@ mod avx2 {
         let mut out = [0.0f32; 8];
         _mm256_storeu_ps(out.as_mut_ptr(), sum);
         out.iter().sum()
+    }
+
+    /// `iters` × [`ACCUMULATORS`] × (32 u8×i8 products summed in pairs by `vpmaddubsw`,
+    /// the pairs widened and summed by `vpmaddwd`, added by `vpaddd`): 64 int8 operations per
+    /// accumulator and step. Returns a value depending on all.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn int8_loop(iters: u64, a: i32, b: i32) -> i32 {
+        let (va, vb, ones) = (_mm256_set1_epi32(a), _mm256_set1_epi32(b), _mm256_set1_epi16(1));
+        let mut acc = [_mm256_setzero_si256(); ACCUMULATORS];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                let pairs = _mm256_maddubs_epi16(va, vb);
+                *x = _mm256_add_epi32(*x, _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        let mut sum = _mm256_setzero_si256();
+        for x in acc {
+            sum = _mm256_add_epi32(sum, x);
+        }
+        _mm256_extract_epi32::<0>(sum) ^ _mm256_extract_epi32::<7>(sum)
+    }
+
+    /// `iters` × [`ACCUMULATORS`] `vpdpbusd` on 512 bits (64 u8×i8 products added into 16
+    /// i32 lanes): 128 int8 operations per accumulator and step.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn vnni_loop(iters: u64, a: i32, b: i32) -> i32 {
+        let (va, vb) = (_mm512_set1_epi32(a), _mm512_set1_epi32(b));
+        let mut acc = [_mm512_setzero_si512(); ACCUMULATORS];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_dpbusd_epi32(*x, va, vb);
+            }
+        }
+        let mut sum = _mm512_setzero_si512();
+        for x in acc {
+            sum = _mm512_add_epi32(sum, x);
+        }
+        _mm512_reduce_add_epi32(sum)
     }
 
     /// `y += x` with 4 vectors per step.
@@ -349,24 +417,89 @@ pub fn measure_fma_peak() -> (f64, &'static str) {
     (best_rate(Duration::from_millis(20), 15, 16.0, &mut body), "scalar")
 }
 
-/// A buffer of `bytes / 4` non-zero f32 whose slice [`ReadBuffer::data`] starts on a
-/// 64-byte boundary (a 32-byte load straddling a cache line costs two).
-struct ReadBuffer {
-    storage: Vec<f32>,
-    skip: usize,
+const HUGE_PAGE: usize = 2 << 20;
+
+/// `n` f32 set to `fill(i)`, starting on a 2 MiB boundary and advised onto transparent huge
+/// pages, as the model's weight arena is (`gllm_model::llama::weights`): streaming through 4 KiB
+/// pages costs a TLB miss and a stopped prefetch stream per page, so a ceiling measured on them
+/// sits below what the model's kernels draw.
+struct Buffer {
+    map: memmap2::MmapMut,
+    start: usize,
     n: usize,
 }
 
-impl ReadBuffer {
-    fn new(bytes: usize) -> ReadBuffer {
-        let n = bytes / 4;
-        let storage: Vec<f32> = (0..n + 16).map(|i| (i % 7) as f32).collect();
-        let skip = storage.as_ptr().align_offset(64).min(16);
-        ReadBuffer { storage, skip, n }
+impl Buffer {
+    fn new(n: usize, fill: impl Fn(usize) -> f32) -> Buffer {
+        let map = memmap2::MmapMut::map_anon(4 * n + HUGE_PAGE)
+            .unwrap_or_else(|e| panic!("machine: cannot map {} MiB: {e}", (4 * n) >> 20));
+        let start = map.as_ptr().align_offset(HUGE_PAGE);
+        #[cfg(target_os = "linux")]
+        if 4 * n >= HUGE_PAGE {
+            // advice only: without transparent huge pages the buffer stays on 4 KiB pages
+            let _ = map.advise_range(memmap2::Advice::HugePage, start, 4 * n);
+        }
+        let mut b = Buffer { map, start, n };
+        for (i, x) in b.data_mut().iter_mut().enumerate() {
+            *x = fill(i);
+        }
+        b
     }
 
     fn data(&self) -> &[f32] {
-        &self.storage[self.skip..self.skip + self.n]
+        let bytes = &self.map[self.start..self.start + 4 * self.n];
+        // SAFETY: the bytes start 2 MiB-aligned (so f32-aligned) and hold n f32; any bits are
+        // a valid f32.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), self.n) }
+    }
+
+    fn data_mut(&mut self) -> &mut [f32] {
+        let bytes = &mut self.map[self.start..self.start + 4 * self.n];
+        // SAFETY: as in `data`, and borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), self.n) }
+    }
+}
+
+/// Integer dot-product G int8 operations/s of one core, and the kernel that measured it
+/// (`None` without AVX2).
+pub fn measure_int8_peak() -> Option<(f64, &'static str)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpu = cpu::detected();
+        let vnni = cpu.has_avx512_vnni();
+        if !vnni && !cpu.has_avx2_fma() {
+            return None;
+        }
+        let ops_per_iter = (avx2::ACCUMULATORS * if vnni { 128 } else { 64 }) as f64;
+        let mut body = |iters: u64| {
+            let (a, b) = (black_box(0x0102_0304), black_box(0x0101_0101));
+            // SAFETY: AVX-512 VNNI, or AVX2, was detected above.
+            let r = unsafe {
+                if vnni {
+                    avx2::vnni_loop(black_box(iters), a, b)
+                } else {
+                    avx2::int8_loop(black_box(iters), a, b)
+                }
+            };
+            black_box(r);
+        };
+        let rate = best_rate(Duration::from_millis(20), 15, ops_per_iter, &mut body);
+        Some((rate, if vnni { "avx512-vnni" } else { "avx2" }))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// A buffer of `bytes / 4` non-zero f32 to read.
+struct ReadBuffer(Buffer);
+
+impl ReadBuffer {
+    fn new(bytes: usize) -> ReadBuffer {
+        ReadBuffer(Buffer::new(bytes / 4, |i| (i % 7) as f32))
+    }
+
+    fn data(&self) -> &[f32] {
+        self.0.data()
     }
 }
 
@@ -455,11 +588,10 @@ pub fn measure_read_bandwidth_threads(bytes: usize, threads: usize) -> f64 {
 pub fn measure_update_bandwidth(bytes: usize) -> f64 {
     let n = (bytes / 8).max(32) / 32 * 32;
     // Non-zero fills: a zeroed allocation maps every page to the one shared zero page.
-    let (mut ys, xs) = (vec![1.0f32; n + 16], vec![1e-3f32; n + 16]);
-    let (sy, sx) = (ys.as_ptr().align_offset(64).min(16), xs.as_ptr().align_offset(64).min(16));
-    let x = &xs[sx..sx + n];
+    let (mut ys, xs) = (Buffer::new(n, |_| 1.0), Buffer::new(n, |_| 1e-3));
+    let x = xs.data();
     let mut body = |iters: u64| {
-        let y = &mut ys[sy..sy + n];
+        let y = ys.data_mut();
         for _ in 0..iters {
             #[cfg(target_arch = "x86_64")]
             if has_avx2_fma() {
@@ -480,6 +612,7 @@ pub fn measure_update_bandwidth(bytes: usize) -> f64 {
 /// Measures every limit (about 3 s).
 pub fn measure(fingerprint: &Fingerprint) -> Peaks {
     let (fma_gflops, kernel) = measure_fma_peak();
+    let int8 = measure_int8_peak();
     let c = fingerprint.caches;
     let levels = [
         ("L1", c.l1d / 2),
@@ -506,6 +639,8 @@ pub fn measure(fingerprint: &Fingerprint) -> Peaks {
         measured_at: crate::baseline::now_rfc3339(),
         fma_gflops,
         fma_kernel: kernel.to_string(),
+        int8_gops: int8.map(|(g, _)| g),
+        int8_kernel: int8.map(|(_, k)| k.to_string()),
         bandwidth,
     }
 }
@@ -526,7 +661,8 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn cache_path(dir: &Path, fingerprint: &Fingerprint) -> PathBuf {
-    // `-v2`: DRAM read measured with several streams too (figures cached before are low)
+    // `-v2`: buffers on huge pages, DRAM read measured with several streams too (figures
+    // cached before are low)
     dir.join(format!("machine-{}-v2.json", fingerprint.id))
 }
 
@@ -555,7 +691,16 @@ pub fn peaks(fingerprint: &Fingerprint, remeasure: bool) -> Result<(Peaks, bool)
 pub fn summary_line(p: &Peaks) -> String {
     let bw: Vec<String> =
         p.bandwidth.iter().map(|b| format!("{} {:.1} GB/s", b.level, b.gb_per_s)).collect();
-    format!("FMA peak {:.1} GFLOP/s ({}); bandwidth {}", p.fma_gflops, p.fma_kernel, bw.join(", "))
+    let int8 = match (p.int8_gops, &p.int8_kernel) {
+        (Some(g), Some(k)) => format!(", int8 dot peak {g:.0} GOP/s ({k})"),
+        _ => String::new(),
+    };
+    format!(
+        "FMA peak {:.1} GFLOP/s ({}){int8}; bandwidth {}",
+        p.fma_gflops,
+        p.fma_kernel,
+        bw.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -586,6 +731,8 @@ mod tests {
             measured_at: String::new(),
             fma_gflops: 100.0,
             fma_kernel: "avx2-fma".into(),
+            int8_gops: None,
+            int8_kernel: None,
             bandwidth: vec![
                 bw("L1", 16 << 10, 200.0),
                 bw("L2", 256 << 10, 100.0),

@@ -77,6 +77,7 @@ pub fn timing(
         spec.bytes(),
         spec.working_set() as f64,
         spec.cache() == Cache::Cold,
+        spec.integer_arithmetic(),
         samples,
         peaks,
         seed,
@@ -85,7 +86,8 @@ pub fn timing(
 
 /// [`timing`] from the case's numbers: `work` per iteration in the unit's numerator, FLOP and
 /// bytes per iteration, the working set (for the cache level it lives in) and whether every
-/// iteration starts from DRAM.
+/// iteration starts from DRAM; `integer`: the FLOP are int8 dot products (quantized
+/// matmuls), bounded by the int8 peak rather than the f32 FMA peak.
 #[allow(clippy::too_many_arguments)]
 pub fn timing_for(
     work: f64,
@@ -93,6 +95,7 @@ pub fn timing_for(
     bytes: f64,
     working_set: f64,
     cold: bool,
+    integer: bool,
     samples: &crate::measure::Samples,
     peaks: &Peaks,
     seed: u64,
@@ -100,7 +103,8 @@ pub fn timing_for(
     let summary = stats::summarize(&samples.ns_per_iter, seed);
     // Roofline: the shortest possible time is bounded by compute and by moving the bytes
     // from the level the working set lives in (DRAM when cold).
-    let compute_ns = flops / peaks.fma_gflops;
+    let (compute_peak, compute_name) = peaks.compute_peak(integer);
+    let compute_ns = flops / compute_peak;
     let (bw, level) = if cold {
         (peaks.dram_gb_per_s(), "DRAM".to_string())
     } else {
@@ -116,7 +120,7 @@ pub fn timing_for(
     let memory_ns = bytes / bw;
     let limit_ns = compute_ns.max(memory_ns);
     let limit_basis = if compute_ns >= memory_ns {
-        format!("FMA peak {:.1} GFLOP/s", peaks.fma_gflops)
+        compute_name
     } else {
         format!("{level} bandwidth {bw:.1} GB/s")
     };
@@ -313,6 +317,8 @@ mod tests {
             measured_at: String::new(),
             fma_gflops: 100.0,
             fma_kernel: "test".into(),
+            int8_gops: None,
+            int8_kernel: None,
             bandwidth: vec![
                 bw("L1", 16 << 10, 200.0),
                 bw("L2", 256 << 10, 100.0),

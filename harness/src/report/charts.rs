@@ -446,7 +446,7 @@ where
     root.fill(&WHITE)?;
     let peak = result.peaks.fma_gflops;
     let (mut x0, mut x1) = (0.01f64, 100.0f64);
-    let (mut y0, mut y1) = (0.1f64, peak * 2.0);
+    let (mut y0, mut y1) = (0.1f64, result.peaks.int8_gops.unwrap_or(peak).max(peak) * 2.0);
     for p in points {
         x0 = x0.min(p.1 / 2.0);
         x1 = x1.max(p.1 * 2.0);
@@ -488,6 +488,18 @@ where
         (x0 * 1.3, peak * 1.12),
         label_style.clone(),
     )))?;
+    if let Some(int8) = result.peaks.int8_gops {
+        // quantized matmuls and block dot products count their int8 multiply-adds as FLOP
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x0, int8), (x1, int8)],
+            grey.mix(0.6).stroke_width(1),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("int8 dot peak {int8:.0} GOP/s (quantized matmuls)"),
+            (x0 * 1.3, int8 * 1.12),
+            label_style.clone(),
+        )))?;
+    }
     for b in &result.peaks.bandwidth {
         let ridge = peak / b.gb_per_s;
         let start_x = (y0 / b.gb_per_s).max(x0);

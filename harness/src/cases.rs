@@ -213,7 +213,7 @@ impl CaseSpec {
     pub fn flops(&self) -> f64 {
         match self {
             CaseSpec::Op(c) => (c.op.flops)(&c.shape),
-            CaseSpec::EndToEnd(e) => e.source.flops_per_token(),
+            CaseSpec::EndToEnd(e) => e.flops_per_token(e.tokens),
         }
     }
 

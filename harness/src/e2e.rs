@@ -137,14 +137,32 @@ impl ModelSource {
         ModelSource::open(&path, name.into(), Some(config.seed))
     }
 
-    /// Multiply-adds × 2 of one token through every weight matrix (attention over the short
-    /// contexts measured here is left out: < 1 % of the work).
-    pub fn flops_per_token(&self) -> f64 {
+    /// Multiply-adds × 2 of one token through every weight matrix of the layers (the
+    /// projections and the feed-forward).
+    pub fn layer_flops_per_token(&self) -> f64 {
         let c = &self.config;
         let (e, qd, kvd, ff) =
             (c.n_embd, c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.n_ff);
         let per_layer = e * qd + 2 * e * kvd + qd * e + 3 * e * ff;
-        2.0 * (c.n_layers * per_layer + c.vocab_size * e) as f64
+        2.0 * (c.n_layers * per_layer) as f64
+    }
+
+    /// Multiply-adds × 2 of one token's logits (the vocabulary matrix).
+    pub fn logits_flops(&self) -> f64 {
+        2.0 * (self.config.vocab_size * self.config.n_embd) as f64
+    }
+
+    /// Multiply-adds × 2 of one query's attention over `keys` positions in every layer
+    /// (`q·k` and `p·v` per head).
+    pub fn attention_flops(&self, keys: f64) -> f64 {
+        let c = &self.config;
+        2.0 * 2.0 * (c.n_layers * c.n_heads * c.head_dim) as f64 * keys
+    }
+
+    /// Multiply-adds × 2 of one token through every weight matrix, logits included: the
+    /// work of a decode step's matmuls, and what a stage's weights stream per step.
+    pub fn flops_per_token(&self) -> f64 {
+        self.layer_flops_per_token() + self.logits_flops()
     }
 
     /// Bytes of weights one pass streams: f32 for the dequantizing stages, the file's blocks
@@ -265,6 +283,20 @@ impl EndToEndCase {
         }
         d.push(("threads".into(), self.threads as u64));
         d
+    }
+
+    /// FLOP one token costs when a sample runs `tokens`: the layers' matmuls; the logits,
+    /// which a prefill computes for its last token only (as llama.cpp does); attention over
+    /// the keys each query sees on average (prefill `0..tokens`: `(tokens + 1)/2`; decode
+    /// after `prompt`: `prompt + (tokens + 1)/2`).
+    pub fn flops_per_token(&self, tokens: usize) -> f64 {
+        let s = &self.source;
+        let t = tokens.max(1) as f64;
+        let (logits, keys) = match self.phase {
+            Phase::Prefill => (s.logits_flops() / t, (t + 1.0) / 2.0),
+            Phase::Decode => (s.logits_flops(), self.prompt as f64 + (t + 1.0) / 2.0),
+        };
+        s.layer_flops_per_token() + logits + s.attention_flops(keys)
     }
 
     /// Weight bytes one token costs: every decode step streams all weights; a prefill batch
@@ -519,7 +551,7 @@ pub fn execute(
         let mut previous: Option<usize> = None;
         for (i, s) in stages.iter().enumerate() {
             let id = case.id(&s.name, counts[i]);
-            let flops = source.flops_per_token();
+            let flops = case.flops_per_token(counts[i]);
             let bytes = case.bytes_per_token(s, counts[i]);
             let working_set = source.weight_bytes(s);
             let timing = (!samples[i].is_empty()).then(|| {

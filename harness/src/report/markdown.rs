@@ -84,11 +84,17 @@ fn machine_section(result: &ResultFile) -> String {
         .iter()
         .map(|b| format!("{} {:.1} GB/s", b.level, b.gb_per_s))
         .collect();
+    let int8 = match (result.peaks.int8_gops, &result.peaks.int8_kernel) {
+        (Some(g), Some(k)) => {
+            format!("; int8 dot-product peak {g:.0} GOP/s ({k}), the quantized matmuls' ceiling")
+        }
+        _ => String::new(),
+    };
     format!(
         "- machine `{}`: {} ({} logical CPUs; L1d {} KiB, L2 {} KiB, L3 {} MiB)\n\
          - compiled features: {}; detected: {}\n\
          - build {git}, {}, profile `{}`; measured {} with `{}`\n\
-         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}); bandwidth (best of streaming read and y += x) {}\n",
+         - measured limits (1 core): f32 FMA peak {:.1} GFLOP/s ({}){int8}; bandwidth (best of streaming read and y += x) {}\n",
         result.machine.id,
         result.machine.cpu_model,
         result.machine.logical_cpus,

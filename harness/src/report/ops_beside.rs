@@ -237,10 +237,19 @@ pub static PAIRINGS: &[Pairing] = &[
     Pairing {
         ggml: &[sel(OpKind::MulMat, Some(GgmlType::Q8_0))],
         combine: Combine::Each,
-        ours: &[ours("qmatvec_q8_0", Weights::Quantized, Form::MatMul)],
+        ours: &[ours("qmatvec_q8_0x16", Weights::Quantized, Form::MatMul)],
         aside: None,
-        note: "the vocabulary projection on the tied Q8_0 embedding; no case measures the f32 \
-               stages' dequantized one",
+        note: "the vocabulary projection on the tied Q8_0 embedding, as the model runs it with \
+               AVX-512 VNNI: interleaved by 16 rows at load (`qmatvec_q8_0x16`); no case \
+               measures the f32 stages' dequantized one",
+    },
+    Pairing {
+        ggml: &[sel(OpKind::MulMat, Some(GgmlType::Q8_0))],
+        combine: Combine::Each,
+        ours: &[ours("qmatvec_q8_0", Weights::Quantized, Form::MatMul)],
+        aside: Some("rows"),
+        note: "the same projection on the blocks in GGUF row order (`qmatvec_q8_0`, the layout \
+               ggml runs, and the model's without AVX-512 VNNI)",
     },
     Pairing {
         ggml: &[sel(OpKind::RmsNorm, None), sel(OpKind::Mul, None)],
@@ -326,10 +335,12 @@ pub static PAIRINGS: &[Pairing] = &[
 /// Our case may stand in for ggml's shape when their work differs at most this much.
 pub const MAX_SCALE: f64 = 32.0;
 
-/// Phase of a ggml op: one token (decode), a batch (prefill), or not known (0 tokens).
+/// Phase of a ggml op: one token (decode), a batch (prefill), or not known (0 tokens: the
+/// transposed V-cache write of a graph without flash attention, see
+/// [`super::ggml_ops::tokens`]).
 pub fn phase(tokens: u64) -> String {
     match tokens {
-        0 => "?".into(),
+        0 => "graph without flash attention".into(),
         1 => "decode".into(),
         t => format!("prefill {t}"),
     }

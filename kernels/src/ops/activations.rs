@@ -251,8 +251,8 @@ pub fn select_gelu(variant: &str) -> Option<UnaryFn> {
 
 fn shapes(set: CaseSet) -> Vec<Shape> {
     let lengths: Vec<usize> = match set {
-        // ffn width (one token) and a 64-token prefill block of it
-        CaseSet::Model => vec![1536, 64 * 1536],
+        // ffn width: one token, a 64-token prefill block, a 512-token prefill
+        CaseSet::Model => vec![1536, 64 * 1536, 512 * 1536],
         CaseSet::Sweep => (6..=22).step_by(2).map(|p| 1usize << p).collect(),
         CaseSet::Test => super::TEST_LENGTHS.to_vec(),
     };

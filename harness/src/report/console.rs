@@ -112,7 +112,37 @@ pub fn compare_table(result: &ResultFile) -> String {
             summary.join(", ")
         ));
     }
+    if let Some(note) = limits_exceeded_note(result) {
+        out.push_str(&format!("\n{note}\n"));
+    }
     out
+}
+
+/// Above this % of limit a measurement is taken to have outrun its ceiling rather than to
+/// sit on it within the noise.
+const OUTRUN_PERCENT: f64 = 105.0;
+
+/// A note when measured rates exceed this machine's limits (more than [`OUTRUN_PERCENT`]):
+/// a limit is the best of a few short runs at one size per cache level, so a working set
+/// between two levels can outrun it, and limits measured while a neighbour loaded the machine
+/// sit low and stay cached. `None` when every rate is under its limit.
+pub fn limits_exceeded_note(result: &ResultFile) -> Option<String> {
+    let over: Vec<(f64, &str)> = result
+        .comparisons
+        .iter()
+        .flat_map(|c| c.entries.iter().map(move |e| (e, c.group.as_str())))
+        .filter_map(|(e, group)| Some((e.percent_of_limit?, group)))
+        .filter(|(p, _)| *p > OUTRUN_PERCENT)
+        .collect();
+    let (worst, group) = over.iter().copied().max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(format!(
+        "note: {} measurement(s) ran faster than this machine's measured limit (at most {worst:.0} %, \
+         {group}). A limit is the best of a few short runs at one working-set size per cache \
+         level: a working set between two levels, or limits measured while the machine was busy \
+         (these: {}), put a rate above it; `gllm-bench machine --remeasure` measures them again",
+        over.len(),
+        result.peaks.measured_at
+    ))
 }
 
 /// One row per measured case (for `run` and `baseline show`).
@@ -260,4 +290,32 @@ pub fn diff_table(a: &ResultFile, b: &ResultFile) -> String {
         out.push_str(&format!("{only_a} case(s) only in A, {only_b} only in B\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result() -> ResultFile {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/anchor-ops/results.json");
+        crate::baseline::load(&path).unwrap()
+    }
+
+    #[test]
+    fn rates_over_their_limit_get_a_note_and_rates_under_it_none() {
+        let mut r = result();
+        for c in &mut r.comparisons {
+            for e in &mut c.entries {
+                e.percent_of_limit = e.percent_of_limit.map(|p| p.min(100.0));
+            }
+        }
+        assert_eq!(limits_exceeded_note(&r), None);
+        let group = r.comparisons[0].group.clone();
+        r.comparisons[0].entries[0].percent_of_limit = Some(121.5);
+        let note = limits_exceeded_note(&r).expect("a rate at 121.5 % of its limit");
+        assert!(note.contains("1 measurement(s)") && note.contains("122 %"), "{note}");
+        assert!(note.contains(&group) && note.contains("--remeasure"), "{note}");
+        assert!(compare_table(&r).contains("--remeasure"));
+    }
 }

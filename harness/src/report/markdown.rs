@@ -113,6 +113,16 @@ fn machine_section(result: &ResultFile) -> String {
     )
 }
 
+/// The overview's line for rates above their limit in `result` (see
+/// [`crate::report::console::limits_exceeded_note`]), empty when there are none.
+fn limits_line(result: &ResultFile, with_command: bool) -> String {
+    match crate::report::console::limits_exceeded_note(result) {
+        Some(n) if with_command => format!("- in the run of `{}`: {n}\n", result.command),
+        Some(n) => format!("- {n}\n"),
+        None => String::new(),
+    }
+}
+
 /// `compare --markdown`: header and the staged table.
 pub fn compare_markdown(result: &ResultFile) -> String {
     let stages: Vec<&str> = result.stages.iter().map(|s| s.name.as_str()).collect();
@@ -121,7 +131,7 @@ pub fn compare_markdown(result: &ResultFile) -> String {
     format!(
         "## gllm-bench compare: {}\n\n{}\n{}\n\n{}",
         stages.join(" → "),
-        machine_section(result),
+        machine_section(result) + &limits_line(result, false),
         comparison_table(result, &ops),
         end_to_end_section(result)
     )
@@ -245,6 +255,9 @@ pub fn report_markdown(
     ));
     md.push_str("## Overview\n\n");
     md.push_str(&machine_section(r));
+    for result in results {
+        md.push_str(&limits_line(result, results.len() > 1));
+    }
     let timed = r.cases.iter().filter(|c| c.timing.is_some()).count();
     let failed = r.cases.len() - timed;
     md.push_str(&format!(

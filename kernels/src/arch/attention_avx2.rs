@@ -55,6 +55,12 @@ pub(super) struct Row {
     pub(super) out: *mut f32,
 }
 
+thread_local! {
+    /// The rows of [`attention`]'s and `attention_flash_avx2`'s blocks, kept per thread and
+    /// empty between calls (a decode step would otherwise allocate them in every layer).
+    pub(super) static ROWS: std::cell::Cell<Vec<Row>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Sets `rows` to the block of KV head `g` and query tokens `tokens`: per token in order, the
 /// group's query heads (the last row sees the most keys).
 ///
@@ -107,7 +113,8 @@ pub unsafe fn attention(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Att
     }
     let (scores, rest) = scratch.split_at_mut(rows_max * stride_max);
     let (kt, inv) = rest.split_at_mut(kt_len);
-    let mut rows: Vec<Row> = Vec::with_capacity(rows_max);
+    let mut rows = ROWS.take();
+    rows.reserve(rows_max);
     for g in 0..n_kv_heads {
         let kg = &k[g * capacity * d..][..kv_len * d];
         if whole_head {
@@ -122,6 +129,8 @@ pub unsafe fn attention(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Att
         }
     }
     SCRATCH.set(scratch);
+    rows.clear();
+    ROWS.set(rows);
 }
 
 thread_local! {
@@ -175,9 +184,9 @@ fn transpose_tails(k: &[f32], d: usize, kt: &mut [f32]) {
     }
 }
 
-/// The 8×8 transpose of `r` (`out[i]` lane `l` = `r[l]` lane `i`).
+/// The 8×8 transpose of `r` (`out[i]` lane `l` = `r[l]` lane `i`); AVX present.
 #[inline(always)]
-unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+pub(crate) unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     // pairs of rows interleaved, then pairs of pairs, then the 128-bit halves exchanged
     let t: [__m256; 8] = std::array::from_fn(|i| {
         let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);

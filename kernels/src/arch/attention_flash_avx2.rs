@@ -33,7 +33,7 @@ use std::arch::x86_64::*;
 use wide::f32x8;
 
 use super::attention_avx2::{
-    accumulate, block_rows, scores, transpose_keys, Row, Start, KEY_TILE, T_ROWS, T_VECS,
+    accumulate, block_rows, scores, transpose_keys, Row, Start, KEY_TILE, ROWS, T_ROWS, T_VECS,
 };
 use crate::ops::attention::AttentionShape;
 use crate::ops::fast_math::fast_exp_sat;
@@ -104,7 +104,8 @@ pub unsafe fn attention(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Att
     let (sum, rest) = rest.split_at_mut(lanes);
     let (tile_max, c) = rest.split_at_mut(lanes);
     let mut states = States { max, sum, tile_max, c };
-    let mut rows: Vec<Row> = Vec::with_capacity(rows_max);
+    let mut rows = ROWS.take();
+    rows.reserve(rows_max);
     for g in 0..n_kv_heads {
         let kg = &k[g * capacity * d..][..kv_len * d];
         if whole_head {
@@ -123,6 +124,8 @@ pub unsafe fn attention(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], s: Att
         }
     }
     SCRATCH.set(scratch);
+    rows.clear();
+    ROWS.set(rows);
 }
 
 thread_local! {

@@ -108,7 +108,8 @@ unsafe fn gemm(
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C, and the arguments must satisfy
-/// `crate::quant::q4_1x8`'s checks (the safe caller makes both).
+/// `crate::quant::q4_1x8`'s checks (the safe caller makes both);
+/// `k > 0` (the safe caller fills the empty sums of `k = 0` itself).
 pub unsafe fn qmatmul(
     weights: &[u8],
     n_rows: usize,
@@ -118,13 +119,6 @@ pub unsafe fn qmatmul(
     y_stride: usize,
 ) {
     let (nb, panels) = (k / 32, n_rows / ROWS);
-    if nb == 0 {
-        // no blocks: every output is the empty sum, as the row kernels give
-        for t in 0..acts.m() {
-            y[t * y_stride..t * y_stride + n_rows].fill(0.0);
-        }
-        return;
-    }
     match acts.m() {
         0 => {}
         1 => gemv(weights.as_ptr(), panels, nb, acts, y.as_mut_ptr()),

@@ -175,7 +175,8 @@ unsafe fn run(
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL and VNNI, and the arguments must satisfy
-/// `crate::quant::q8_0x16`'s checks (the safe caller makes both).
+/// `crate::quant::q8_0x16`'s checks (the safe caller makes both);
+/// `k > 0` (the safe caller fills the empty sums of `k = 0` itself).
 pub unsafe fn qmatmul(
     weights: &[u8],
     n_rows: usize,
@@ -185,12 +186,5 @@ pub unsafe fn qmatmul(
     y_stride: usize,
 ) {
     let (nb, panels) = (k / 32, n_rows / ROWS);
-    if nb == 0 {
-        // no blocks: every output is the empty sum, as the row kernels give
-        for t in 0..acts.m() {
-            y[t * y_stride..t * y_stride + n_rows].fill(0.0);
-        }
-        return;
-    }
     run(weights.as_ptr(), panels, nb, acts, y.as_mut_ptr(), y_stride);
 }

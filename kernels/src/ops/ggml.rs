@@ -49,13 +49,7 @@ fn round_f16(x: f32) -> f32 {
 
 /// ggml's `rms_norm` then `mul`: see the module docs. Rows of `weight.len()` values.
 pub fn rms_norm_ggml(y: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let n = weight.len();
-    assert!(
-        y.len() == x.len() && (n == 0 || x.len().is_multiple_of(n)),
-        "rms_norm: y has {} values, x {}, weight {n}",
-        y.len(),
-        x.len()
-    );
+    let n = super::rms_norm::check(y, x, weight);
     if n == 0 {
         return;
     }

@@ -25,13 +25,7 @@ const GROUP: usize = 8;
 
 /// [`rms_norm_ggml`] (same arguments, same bits) with rows side by side in vector lanes.
 pub fn rms_norm_ggml_simd(y: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let n = weight.len();
-    assert!(
-        y.len() == x.len() && (n == 0 || x.len().is_multiple_of(n)),
-        "rms_norm: y has {} values, x {}, weight {n}",
-        y.len(),
-        x.len()
-    );
+    let n = super::rms_norm::check(y, x, weight);
     #[cfg(target_arch = "x86_64")]
     if n > 0 && crate::cpu::detected().has_avx2_fma() {
         let rows = x.len() / n;
@@ -117,37 +111,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::GROUP;
-
-    /// Columns `c` of an 8 × 8 block given by its rows: `out[c]` lane `r` = `rows[r]` lane `c`.
-    #[inline(always)]
-    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-        // pairs of rows interleaved: (a0 b0 a1 b1 | a4 b4 a5 b5), (a2 b2 a3 b3 | a6 b6 a7 b7)
-        let t: [__m256; 8] = std::array::from_fn(|i| {
-            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-            if i % 2 == 0 {
-                _mm256_unpacklo_ps(a, b)
-            } else {
-                _mm256_unpackhi_ps(a, b)
-            }
-        });
-        // quads: u[4h + j] = column j (and j + 4) of rows 4h .. 4h + 4
-        let u: [__m256; 8] = std::array::from_fn(|i| {
-            let (h, j) = (i / 4, i % 4);
-            let (a, b) = (t[4 * h + j / 2], t[4 * h + 2 + j / 2]);
-            if j % 2 == 0 {
-                _mm256_shuffle_ps::<0x44>(a, b)
-            } else {
-                _mm256_shuffle_ps::<0xee>(a, b)
-            }
-        });
-        std::array::from_fn(|c| {
-            if c < 4 {
-                _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c])
-            } else {
-                _mm256_permute2f128_ps::<0x31>(u[c - 4], u[c])
-            }
-        })
-    }
+    use crate::arch::attention_avx2::transpose8;
 
     /// [`super::rms_norm_ggml`] of `G`·8 rows (`x`, `y`: `[G·8, n]`), the rows in lanes.
     #[target_feature(enable = "avx2,fma")]

@@ -14,7 +14,8 @@ use crate::tolerance::Tolerance;
 /// `(y, x, weight, eps)`, see the module docs.
 pub type RmsNormFn = fn(&mut [f32], &[f32], &[f32], f32);
 
-fn check(y: &[f32], x: &[f32], weight: &[f32]) -> usize {
+/// The contract of every `rms_norm` variant; returns the row length.
+pub(super) fn check(y: &[f32], x: &[f32], weight: &[f32]) -> usize {
     assert_eq!(y.len(), x.len(), "rms_norm: y has {} elements but x has {}", y.len(), x.len());
     let n = weight.len();
     assert!(

@@ -317,16 +317,47 @@ fn rows_with(
     check_qmatmul(weights, wtype, n_rows, k, acts, y, y_stride);
     let dot = dot_fn(wtype, variant).expect("every weight type has naive and simd dots");
     if k == 0 {
-        for t in 0..acts.m {
-            y[t * y_stride..t * y_stride + n_rows].fill(0.0);
-        }
-        return;
+        return fill_empty_sums(acts.m, n_rows, y, y_stride);
     }
     let row_bytes = weights.len() / n_rows.max(1);
     for (r, w) in weights.chunks_exact(row_bytes.max(1)).enumerate().take(n_rows) {
         for t in 0..acts.m {
             y[t * y_stride + r] = dot(w, acts.row(t));
         }
+    }
+}
+
+/// The outputs of a matmul over `k = 0` values: every one the empty sum, 0.
+pub(crate) fn fill_empty_sums(m: usize, n_rows: usize, y: &mut [f32], y_stride: usize) {
+    for t in 0..m {
+        y[t * y_stride..t * y_stride + n_rows].fill(0.0);
+    }
+}
+
+/// The specification of a layout that interleaves `rows` GGUF rows per panel of `panel_bytes`
+/// (`q4_1x8`, `q8_0x16`): each panel back into GGUF rows by `deinterleave` (`(panel, rows, k,
+/// out)`), then [`qmatmul_naive`] on them. The caller has checked the arguments.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn qmatmul_panels_naive(
+    weights: &[u8],
+    wtype: QuantType,
+    n_rows: usize,
+    k: usize,
+    acts: &QuantizedActs,
+    y: &mut [f32],
+    y_stride: usize,
+    (rows, panel_bytes): (usize, usize),
+    deinterleave: fn(&[u8], usize, usize, &mut [u8]),
+) {
+    if k == 0 {
+        return fill_empty_sums(acts.m, n_rows, y, y_stride);
+    }
+    let mut gguf_rows = vec![0u8; panel_bytes];
+    let need = if acts.m == 0 { 0 } else { (acts.m - 1) * y_stride + rows };
+    for (p, panel) in weights.chunks_exact(panel_bytes).enumerate() {
+        deinterleave(panel, rows, k, &mut gguf_rows);
+        let at = p * rows;
+        qmatmul_naive(&gguf_rows, wtype, rows, k, acts, &mut y[at..at + need], y_stride);
     }
 }
 

@@ -26,7 +26,9 @@
 //! VNNI: `vpdpbusd` in place of `vpmaddubsw` + `vpmaddwd`, and a prefill GEMM on 16 rows per
 //! vector; [`crate::arch::q4_1x8_avx512`]). Both fast variants give the same bits.
 
-use super::matmul::{check_qmatmul, qmatmul_naive, QMatmulFn, QuantizedActs};
+use super::matmul::{
+    check_qmatmul, fill_empty_sums, qmatmul_panels_naive, QMatmulFn, QuantizedActs,
+};
 use super::QuantType;
 
 /// Rows per panel.
@@ -68,7 +70,7 @@ pub fn interleave(src: &[u8], n_rows: usize, k: usize, dst: &mut [u8]) {
     check_layout("interleave Q4_1x8 source", src.len(), n_rows, k);
     check_layout("interleave Q4_1x8 destination", dst.len(), n_rows, k);
     let nb = k / 32;
-    for (r, row) in src.chunks_exact(nb * BLOCK.max(1)).enumerate() {
+    for (r, row) in src.chunks_exact((nb * BLOCK).max(1)).enumerate() {
         for (b, block) in row.chunks_exact(BLOCK).enumerate() {
             let (d, m, qs) = panel_offsets(nb, r, b);
             dst[d..d + 2].copy_from_slice(&block[0..2]);
@@ -139,14 +141,8 @@ pub fn qmatmul_x8_naive(
     y_stride: usize,
 ) {
     check(weights, wtype, n_rows, k, acts, y, y_stride);
-    let panel_bytes = k / 32 * PANEL_BLOCK;
-    let mut rows = vec![0u8; panel_bytes];
-    for (p, panel) in weights.chunks_exact(panel_bytes.max(1)).enumerate() {
-        deinterleave(panel, ROWS, k, &mut rows);
-        let at = p * ROWS;
-        let need = if acts.m() == 0 { 0 } else { (acts.m() - 1) * y_stride + ROWS };
-        qmatmul_naive(&rows, wtype, ROWS, k, acts, &mut y[at..at + need], y_stride);
-    }
+    let panel = (ROWS, k / 32 * PANEL_BLOCK);
+    qmatmul_panels_naive(weights, wtype, n_rows, k, acts, y, y_stride, panel, deinterleave)
 }
 
 /// AVX2 (see [`crate::arch::q4_1x8_avx2`]): one token, the panels' 8 rows side by side; more
@@ -164,6 +160,9 @@ pub fn qmatmul_x8_avx2(
     check(weights, wtype, n_rows, k, acts, y, y_stride);
     let cpu = crate::cpu::detected();
     assert!(cpu.has_avx2_f16c(), "qmatvec_q4_1x8 avx2: the CPU lacks AVX2/FMA/F16C");
+    if k == 0 {
+        return fill_empty_sums(acts.m(), n_rows, y, y_stride);
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX2/FMA/F16C (asserted); every length was checked above.
     unsafe {
@@ -189,6 +188,9 @@ pub fn qmatmul_x8_avx512(
         crate::cpu::detected().has_avx512_vnni(),
         "qmatvec_q4_1x8 avx512: the CPU lacks AVX-512 F/BW/VL/VNNI"
     );
+    if k == 0 {
+        return fill_empty_sums(acts.m(), n_rows, y, y_stride);
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512 F/BW/VL/VNNI (asserted); every length was checked above.
     unsafe {
@@ -216,6 +218,7 @@ pub fn select(variant: &str) -> Option<QMatmulFn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::matmul::qmatmul_naive;
     use crate::quant::{quantize_activations, random, select_qmatmul};
     use rand::SeedableRng;
 
@@ -282,6 +285,7 @@ mod tests {
             }
         }
         for (m, n, nb) in [
+            (2, 16, 0),
             (1, 8, 1),
             (1, 16, 3),
             (1, 24, 2),

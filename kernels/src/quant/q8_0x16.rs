@@ -25,7 +25,9 @@
 //! [`crate::arch::q8_0x16_avx512`]). There is no AVX2 variant: without AVX-512 the model keeps
 //! Q8_0 matrices in GGUF rows (`qmatvec_q8_0` avx2).
 
-use super::matmul::{check_qmatmul, qmatmul_naive, QMatmulFn, QuantizedActs};
+use super::matmul::{
+    check_qmatmul, fill_empty_sums, qmatmul_panels_naive, QMatmulFn, QuantizedActs,
+};
 use super::QuantType;
 
 /// Rows per panel.
@@ -149,14 +151,8 @@ pub fn qmatmul_x16_naive(
     y_stride: usize,
 ) {
     check(weights, wtype, n_rows, k, acts, y, y_stride);
-    let panel_bytes = k / 32 * ROWS * BLOCK;
-    let mut rows = vec![0u8; panel_bytes];
-    for (p, panel) in weights.chunks_exact(panel_bytes.max(1)).enumerate() {
-        deinterleave(panel, ROWS, k, &mut rows);
-        let at = p * ROWS;
-        let need = if acts.m() == 0 { 0 } else { (acts.m() - 1) * y_stride + ROWS };
-        qmatmul_naive(&rows, wtype, ROWS, k, acts, &mut y[at..at + need], y_stride);
-    }
+    let panel = (ROWS, k / 32 * ROWS * BLOCK);
+    qmatmul_panels_naive(weights, wtype, n_rows, k, acts, y, y_stride, panel, deinterleave)
 }
 
 /// AVX-512 VNNI (see [`crate::arch::q8_0x16_avx512`]): 16 rows per vector, tokens in pairs;
@@ -176,6 +172,9 @@ pub fn qmatmul_x16_avx512(
         crate::cpu::detected().has_avx512_vnni(),
         "qmatvec_q8_0x16 avx512: the CPU lacks AVX-512 F/BW/VL/VNNI"
     );
+    if k == 0 {
+        return fill_empty_sums(acts.m(), n_rows, y, y_stride);
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512 F/BW/VL/VNNI (asserted); every length was checked above.
     unsafe {
@@ -202,6 +201,7 @@ pub fn select(variant: &str) -> Option<QMatmulFn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::matmul::qmatmul_naive;
     use crate::quant::{quantize_activations, random, select_qmatmul};
     use rand::SeedableRng;
 
@@ -275,6 +275,7 @@ mod tests {
             eprintln!("SKIP qmatvec_q8_0x16/avx512: not available on this CPU");
         }
         for (m, n, nb) in [
+            (2, 32, 0),
             (1, 16, 1),
             (1, 32, 3),
             (1, 48, 18),
